@@ -1,0 +1,13 @@
+# The two commands of the README. Both create .venv at the repository root when missing.
+.PHONY: setup demo test
+
+setup:
+	@bash scripts/setup.sh
+
+# Main job: describe a region of the bundled example image with GAR-1B (needs the checkpoint).
+MODEL ?= HaochenWang/GAR-1B
+demo: setup
+	.venv/bin/gar describe examples/images/coffee.png --region box:140,60,430,330 --model $(MODEL)
+
+test: setup
+	.venv/bin/python -m pytest -q
