@@ -1,0 +1,115 @@
+"""Token generation on top of :class:`~gar_tool.modeling.GARModel`: a KV-cached decode loop.
+
+Works on precomputed input embeddings (image features and replays already spliced in), with a
+batch of left-padded sequences. Greedy by default (what GAR is evaluated with); temperature /
+top-p sampling on request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .modeling import GARModel
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Decoding settings. ``max_new_tokens`` counts generated tokens, the stop token included."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        from .errors import InputError
+
+        if self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.do_sample and not self.temperature > 0:
+            raise InputError(f"temperature must be > 0 when sampling, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class DecodeResult:
+    """Per sample: generated ids (the stop token excluded) and why decoding stopped."""
+
+    token_ids: list[list[int]]
+    finish_reasons: list[str]  # "stop" (an end token) or "length"
+    step_logits: list[torch.Tensor] = field(default_factory=list)  # (B, V) float32 per step, if kept
+
+
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """``(B, L)`` 0/1 mask (left padding) → ``(B, L)`` positions 0.. of the real tokens."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _pick(logits: torch.Tensor, opts: DecodeOptions, gen: torch.Generator | None) -> torch.Tensor:
+    if not opts.do_sample:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / opts.temperature, dim=-1)
+    if opts.top_p < 1.0:
+        sorted_p, idx = probs.sort(-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < opts.top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+@torch.no_grad()
+def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+           stop_ids: set[int], pad_id: int, opts: DecodeOptions, keep_logits: bool = False,
+           past_key_values=None, first_logits: torch.Tensor | None = None) -> DecodeResult:
+    """Generate from ``(B, L, H)`` embeddings with a ``(B, L)`` left-padding mask.
+
+    ``past_key_values`` + ``first_logits`` (``(B, V)``) resume from an already computed prefill
+    (the embeddings are then only the not-yet-cached suffix, possibly empty).
+    """
+    device = inputs_embeds.device
+    gen = None
+    if opts.do_sample and opts.seed is not None:
+        gen = torch.Generator(device=device).manual_seed(opts.seed)
+    if first_logits is None:
+        logits, past = model.language_model(inputs_embeds, attention_mask,
+                                            positions_from_mask(attention_mask), past_key_values)
+        logits = logits[:, -1]
+    else:
+        logits, past = first_logits, past_key_values
+    bsz = attention_mask.shape[0]
+    next_pos = attention_mask.long().sum(-1)  # position of the next token per sample
+    out: list[list[int]] = [[] for _ in range(bsz)]
+    reasons = ["length"] * bsz
+    done = torch.zeros(bsz, dtype=torch.bool, device=device)
+    stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    kept: list[torch.Tensor] = []
+    embed = model.mllm.get_input_embeddings()
+    for step in range(opts.max_new_tokens):
+        if keep_logits:
+            kept.append(logits.detach().float().cpu())
+        tok = _pick(logits.float(), opts, gen)
+        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        is_stop = torch.isin(tok, stop) & ~done
+        for b in range(bsz):
+            if done[b]:
+                continue
+            if is_stop[b]:
+                reasons[b] = "stop"
+            else:
+                out[b].append(int(tok[b]))
+        done |= is_stop
+        if bool(done.all()) or step == opts.max_new_tokens - 1:
+            break
+        attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
+        logits, past = model.language_model(embed(tok.unsqueeze(1)), attention_mask,
+                                            next_pos.unsqueeze(1), past)
+        logits = logits[:, -1]
+        next_pos = next_pos + 1
+    return DecodeResult(out, reasons, kept)
+
+
+__all__ = ["DecodeOptions", "DecodeResult", "decode", "positions_from_mask"]

@@ -1,0 +1,226 @@
+"""``GAR``: load a checkpoint once, then describe regions and answer questions about them.
+
+::
+
+    gar = GAR.from_pretrained("HaochenWang/GAR-1B")            # or a local directory
+    gar.describe("street.jpg", {"box": [40, 60, 200, 380]}).text
+    gar.relate("street.jpg", [mask_a, mask_b], "Is <Prompt0> taller than <Prompt1>?").text
+
+``regions[i]`` is ``<Prompt{i}>`` in the question. Batch forms: pass a *list* of images (and
+lists of regions / questions of the same length) to get a list of answers, computed together.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from .errors import InputError
+from .generation import DecodeOptions, decode, positions_from_mask
+from .images import load_image
+from .processing import GARInputs, GARProcessor
+from .processing.prompts import Compat, check_mode
+from .region_specs import coerce_region, coerce_regions
+from .regions import Regions
+
+DEFAULT_MODEL = "HaochenWang/GAR-1B"
+
+
+@dataclass(frozen=True)
+class GARAnswer:
+    """One answer.
+
+    Attributes:
+        text: decoded answer (the end-of-turn token removed; ``<PromptN>`` mentions kept).
+        token_ids: generated token ids, the stop token excluded.
+        finish_reason: ``"stop"`` (the model ended its turn) or ``"length"`` (max_new_tokens hit).
+        prompt_tokens: length of the model input in tokens.
+    """
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    prompt_tokens: int
+
+
+@dataclass
+class _Sample:
+    image: Any
+    regions: Regions
+    question: str | None
+    instruction: str | None = None
+
+
+class GAR:
+    """A loaded GAR model with its processor. Thread-safe (one model call at a time)."""
+
+    def __init__(self, model: Any, processor: GARProcessor, *, compat: Compat = "default",
+                 name: str = "GAR", vision_batch: int = 32) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.compat: Compat = check_mode(compat)
+        self.name = name
+        self.vision_batch = vision_batch
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str | torch.device | None = None,
+                        dtype: str | torch.dtype | None = None, compat: Compat = "default", *,
+                        attn_implementation: str | None = None,
+                        roi_double_scale: bool | None = None) -> "GAR":
+        """Load a GAR checkpoint (local directory or hub id) in the released layout.
+
+        Args:
+            model: directory or hub id; hub ids come from the local cache, downloading only
+                missing files (never with ``HF_HUB_OFFLINE=1``).
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` picks the best.
+            dtype: ``"float32"``, ``"bfloat16"``, ``"float16"``; ``None`` = fp32 on CPU, bf16 on CUDA.
+            compat: ``"original"`` reproduces the released inference code exactly, quirks
+                included; ``"default"`` follows the training pipeline (see README).
+            attn_implementation: LLM attention (``"sdpa"`` default, ``"eager"``, ``"flash_attention_2"``).
+            roi_double_scale: override the checkpoint's RoI box scaling (``config.json`` key
+                ``roi_double_scale``, default ``True`` = as the released weights were trained).
+        """
+        from .model_loading import load_gar_model
+
+        check_mode(compat)
+        model_obj, processor, directory = load_gar_model(
+            model, device=device, dtype=dtype, attn_implementation=attn_implementation,
+            roi_double_scale=roi_double_scale)
+        return cls(model_obj, processor, compat=compat, name=str(model))
+
+    @property
+    def prompt_slots(self) -> int:
+        """How many regions one question can use (``prompt_numbers`` of the checkpoint, 5)."""
+        return self.processor.vocab.prompt_slots
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ------------------------------------------------------------------ public API
+    def describe(self, image: Any, region: Any, *, instruction: str | None = None,
+                 max_new_tokens: int = 256, do_sample: bool = False, temperature: float = 1.0,
+                 top_p: float = 1.0, seed: int | None = None, compat: Compat | None = None):
+        """Describe one region. ``image`` a list → batch (``region`` a list of the same length)."""
+        opts = DecodeOptions(max_new_tokens, do_sample, temperature, top_p, seed)
+        images, batched = self._listify(image)
+        regions = self._broadcast(region, len(images), batched, "region")
+        samples = []
+        for img, reg in zip(images, regions):
+            pil = load_image(img)
+            samples.append(_Sample(pil, Regions([coerce_region(reg, (pil.height, pil.width))]),
+                                   None, instruction))
+        out = self._generate(samples, compat, opts)
+        return out if batched else out[0]
+
+    def relate(self, image: Any, regions: Any, question: Any, *, max_new_tokens: int = 256,
+               do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+               seed: int | None = None, compat: Compat | None = None):
+        """Answer ``question`` about ``regions`` (``regions[i]`` = ``<Prompt{i}>``).
+
+        ``image`` a list → batch: ``regions`` and ``question`` lists of the same length (a single
+        question string is used for every image).
+        """
+        opts = DecodeOptions(max_new_tokens, do_sample, temperature, top_p, seed)
+        images, batched = self._listify(image)
+        regs = self._broadcast(regions, len(images), batched, "regions")
+        questions = self._broadcast(question, len(images), batched and not isinstance(question, str),
+                                    "question")
+        samples = []
+        for img, reg, q in zip(images, regs, questions):
+            pil = load_image(img)
+            if not isinstance(q, str):
+                raise InputError(f"question must be a string, got {type(q).__name__}")
+            samples.append(_Sample(pil, coerce_regions(reg, (pil.height, pil.width)), q))
+        out = self._generate(samples, compat, opts)
+        return out if batched else out[0]
+
+    @torch.no_grad()
+    def next_token_logits(self, image: Any, regions: Any, question: str | None = None, *,
+                          compat: Compat | None = None) -> torch.Tensor:
+        """``(V,)`` float32 logits of the first answer token (``question=None``: describe prompt)."""
+        pil = load_image(image)
+        regs = coerce_regions(regions, (pil.height, pil.width))
+        with self._lock:
+            embeds, mask, _ = self._prefill_inputs([_Sample(pil, regs, question)], self._mode(compat))
+            logits, _ = self.model.language_model(embeds, mask, positions_from_mask(mask))
+        return logits[0, -1].float().cpu()
+
+    def inputs(self, image: Any, regions: Any, question: str | None = None, *,
+               compat: Compat | None = None) -> GARInputs:
+        """The preprocessed inputs of one sample (for inspection and tests)."""
+        pil = load_image(image)
+        regs = coerce_regions(regions, (pil.height, pil.width))
+        return self.processor(pil, regs, question, self._mode(compat))
+
+    # ------------------------------------------------------------------ internals
+    def _mode(self, compat: Compat | None) -> Compat:
+        return self.compat if compat is None else check_mode(compat)
+
+    @staticmethod
+    def _listify(image: Any) -> tuple[list, bool]:
+        if isinstance(image, (list, tuple)):
+            if not image:
+                raise InputError("empty batch: pass at least one image")
+            return list(image), True
+        return [image], False
+
+    @staticmethod
+    def _broadcast(value: Any, n: int, as_list: bool, what: str) -> list:
+        if not as_list:
+            return [value] * n
+        if not isinstance(value, (list, tuple)) or len(value) != n:
+            got = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+            raise InputError(f"batch of {n} images needs {n} {what}, got {got}")
+        return list(value)
+
+    def _prefill_inputs(self, samples: Sequence[_Sample], compat: Compat):
+        """Preprocess, encode and splice a batch → (embeds (B,L,H), mask (B,L), input lengths)."""
+        inputs = [self.processor(s.image, s.regions, s.question, compat, s.instruction) for s in samples]
+        m = self.model
+        pix = torch.cat([i.pixel_values for i in inputs])
+        lab = torch.cat([i.label_tiles for i in inputs])
+        feats = torch.cat([m.encode_images(pix[k:k + self.vision_batch], lab[k:k + self.vision_batch])
+                           for k in range(0, pix.shape[0], self.vision_batch)])
+        per_sample = list(feats.split([i.pixel_values.shape[0] for i in inputs]))
+        sample_idx = torch.cat([torch.full((len(i.replay_token_ids),), b, dtype=torch.long)
+                                for b, i in enumerate(inputs)])
+        boxes = torch.cat([i.replay_boxes for i in inputs])
+        replay = (m.roi_features(per_sample, [i.grid for i in inputs], boxes, sample_idx)
+                  if len(sample_idx) else feats.new_zeros((0, feats.shape[1], feats.shape[2])))
+        lengths = [len(i.input_ids) for i in inputs]
+        pad = self.processor.vocab.pad_id
+        ids = torch.full((len(inputs), max(lengths)), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, i in enumerate(inputs):  # left padding
+            ids[b, -lengths[b]:] = i.input_ids
+            mask[b, -lengths[b]:] = 1
+        ids, mask = ids.to(m.device), mask.to(m.device)
+        embeds = m.build_inputs_embeds(ids, feats, replay, sample_idx.to(m.device),
+                                       torch.cat([i.replay_token_ids for i in inputs]).to(m.device))
+        return embeds, mask, lengths
+
+    def _generate(self, samples: list[_Sample], compat: Compat | None, opts: DecodeOptions,
+                  keep_logits: bool = False) -> list[GARAnswer]:
+        mode = self._mode(compat)
+        vocab = self.processor.vocab
+        with self._lock, torch.no_grad():
+            embeds, mask, lengths = self._prefill_inputs(samples, mode)
+            res = decode(self.model, embeds, mask, {vocab.eos_id}, vocab.pad_id, opts, keep_logits)
+        self.last_step_logits = res.step_logits if keep_logits else None
+        return [GARAnswer(self._decode_text(ids), ids, reason, n)
+                for ids, reason, n in zip(res.token_ids, res.finish_reasons, lengths)]
+
+    def _decode_text(self, ids: list[int]) -> str:
+        v = self.processor.vocab
+        keep = [i for i in ids if i not in (v.bos_id, v.eos_id, v.pad_id)]
+        return self.processor.tokenizer.decode(keep, skip_special_tokens=False,
+                                              clean_up_tokenization_spaces=False).strip()
+
+
+__all__ = ["GAR", "GARAnswer", "DEFAULT_MODEL"]
