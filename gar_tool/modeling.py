@@ -108,6 +108,7 @@ class GARModel(nn.Module):
         return out.pooler_output
 
     # ------------------------------------------------------------------ replay
+    @torch.no_grad()
     def roi_features(self, tile_features: Sequence[torch.Tensor], grids: Sequence[tuple[int, int]],
                      boxes: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
         """RoI-aligned features of all regions of all samples in one ``roi_align`` call.
@@ -145,6 +146,7 @@ class GARModel(nn.Module):
         return out.permute(0, 2, 3, 1).reshape(out.shape[0], s * s, -1)
 
     # ------------------------------------------------------------------ LLM input
+    @torch.no_grad()
     def build_inputs_embeds(self, input_ids: torch.Tensor, image_features: torch.Tensor,
                             replay: torch.Tensor, replay_sample: torch.Tensor,
                             replay_token_ids: torch.Tensor) -> torch.Tensor:
@@ -175,6 +177,7 @@ class GARModel(nn.Module):
                                 replay.to(emb.dtype))
         return emb
 
+    @torch.no_grad()
     def language_model(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                        position_ids: torch.Tensor, past_key_values=None, logits_to_keep: int = 1):
         """One LLM pass → ``(logits (B, logits_to_keep, V) float32, past_key_values)``."""

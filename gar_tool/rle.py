@@ -18,7 +18,8 @@ def rle_decode(rle: Any) -> np.ndarray:
     from pycocotools import mask as mask_utils
 
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise RegionError('RLE must be a dict with "size" [h, w] and "counts"')
+        raise RegionError('RLE must be one dict with "size" [h, w] and "counts"'
+                          + (" (got a list: use --regions-json for several)" if isinstance(rle, list) else ""))
     size = rle["size"]
     if (not isinstance(size, (list, tuple)) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
@@ -32,8 +33,8 @@ def rle_decode(rle: Any) -> np.ndarray:
             raise RegionError(f"uncompressed RLE counts sum to {sum(counts)}, expected h*w = {h * w}")
         obj = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     elif isinstance(counts, (str, bytes)):
-        raw = counts.encode("ascii", "replace") if isinstance(counts, str) else counts
-        if any(b < 48 or b > 111 for b in raw):
+        raw = counts.encode("latin-1", "replace") if isinstance(counts, str) else counts
+        if any(b < 48 or b > 111 for b in raw) or (isinstance(counts, str) and not counts.isascii()):
             raise RegionError("compressed RLE counts contain characters outside the COCO alphabet")
         # pycocotools decodes some malformed strings (e.g. "") into garbage: check the run total.
         total = _runs_total(raw)

@@ -1,0 +1,63 @@
+"""Shared fixtures: paths to ../shared (read-only), tiny random GAR checkpoints built at test time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network: the hub client must answer from the (empty) local cache.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURE = SHARED / "fixtures" / "gar-tiny"
+FIXTURE_CKPT = FIXTURE / "checkpoint"
+FIXTURE_CASES = sorted(p.name for p in (FIXTURE / "cases").iterdir()) if (FIXTURE / "cases").is_dir() else []
+GAR_BENCH = SHARED / "data" / "gar-bench"
+
+
+def need_shared() -> None:
+    if not FIXTURE_CKPT.is_dir():
+        pytest.skip("../shared/fixtures is not beside the checkout")
+
+
+@pytest.fixture(scope="session")
+def fixture_ckpt() -> Path:
+    need_shared()
+    return FIXTURE_CKPT
+
+
+@pytest.fixture(scope="session")
+def gar_original(fixture_ckpt):
+    """The public parity fixture loaded in compat='original' (fp32, CPU)."""
+    from gar_tool import GAR
+
+    return GAR.from_pretrained(str(fixture_ckpt), device="cpu", dtype="float32", compat="original")
+
+
+@pytest.fixture(scope="session")
+def gar_default(gar_original):
+    """Same weights, default (training-faithful) mode."""
+    from gar_tool import GAR
+
+    return GAR(gar_original.model, gar_original.processor, compat="default")
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A random GAR checkpoint with 224-px tiles and its own small vocabulary (so nothing can
+    rely on the released geometry or token ids)."""
+    from gar_tool.synthetic import build_gar_checkpoint
+
+    return build_gar_checkpoint(tmp_path_factory.mktemp("tiny-gar"), tile_size=224, max_num_tiles=4,
+                                weight_scale=2.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_gar(tiny_ckpt):
+    from gar_tool import GAR
+
+    return GAR.from_pretrained(str(tiny_ckpt), device="cpu", dtype="float32")

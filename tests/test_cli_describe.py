@@ -1,0 +1,91 @@
+"""``gar describe`` / ``gar relate`` end to end on the fixture checkpoint and real GAR-Bench images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURE, GAR_BENCH, REPO, need_shared
+from gar_tool.cli import main
+
+
+def _vqa_item(image_name):
+    items = json.loads((GAR_BENCH / "annotations" / "GAR-Bench-VQA.json").read_text())
+    return next(it for it in items if it["image"].endswith(image_name) and 2 <= len(it["mask_rles"]) <= 5)
+
+
+@pytest.fixture(scope="module")
+def bench_item(tmp_path_factory):
+    need_shared()
+    names = sorted(p.name for p in (GAR_BENCH / "images").glob("*.png"))
+    for name in names:
+        try:
+            item = _vqa_item(name)
+        except StopIteration:
+            continue
+        path = tmp_path_factory.mktemp("bench") / "regions.json"
+        path.write_text(json.dumps(item["mask_rles"]))
+        return GAR_BENCH / "images" / name, item, path
+    pytest.skip("no multi-region GAR-Bench item among the shared images")
+
+
+def test_describe_json_on_fixture(capsys, fixture_ckpt):
+    case = FIXTURE / "cases" / "a_single_640x480"
+    rle = json.loads((case / "masks_rle.json").read_text())[0]
+    code = main(["describe", str(case / "image.png"), "--region", "rle:" + json.dumps(rle),
+                 "--model", str(fixture_ckpt), "--compat", "original", "--max-new-tokens", "16", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    expected = json.loads((case / "case.json").read_text())["generation"]["generated_ids"]
+    assert code == 0 and out["token_ids"] == expected and out["finish_reason"] == "length"
+    assert out["regions"][0]["prompt"] == "<Prompt0>" and out["regions"][0]["area"] == 36599
+
+
+def test_relate_on_gar_bench_image(capsys, fixture_ckpt, bench_item):
+    image, item, regions_json = bench_item
+    n = len(item["mask_rles"])
+    question = "Which is bigger: " + ", ".join(f"<Prompt{i}>" for i in range(n)) + "?"
+    code = main(["relate", str(image), question, "--regions-json", str(regions_json),
+                 "--model", str(fixture_ckpt), "--max-new-tokens", "3", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and 1 <= len(out["token_ids"]) <= 3 and len(out["regions"]) == n
+    code = main(["describe", str(image), "--region", "box:10,10,120,90", "--model", str(fixture_ckpt),
+                 "--max-new-tokens", "2"])
+    assert code == 0 and capsys.readouterr().out.strip() != ""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["describe", "{img}", "--region", "box:1,2,3"], "4 numbers"),
+    (["describe", "/nonexistent.png", "--region", "box:1,2,3,4"], "not found"),
+    (["describe", "{img}", "--region", "box:0,0,5000,10"], "outside the image"),
+    (["describe", "{img}", "--region", "box:1,1,9,9", "--max-new-tokens", "0"], "max-new-tokens"),
+    (["relate", "{img}", "<Prompt0> vs <Prompt1>", "--region", "box:1,1,9,9"], "only 1 region"),
+    (["relate", "{img}", "no prompts", "--region", "box:1,1,9,9"], "names no region"),
+    (["relate", "{img}", "<Prompt0>?"], "at least one --region"),
+    (["describe", "{img}", "--region", "box:1,1,9,9", "--model", "/no/such/dir"], "no such checkpoint"),
+    (["describe", "{img}", "--region", "box:1,1,9,9", "--model", "someone/uncached-gar"], "--model DIR"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, fixture_ckpt, bench_item, argv, message):
+    image = str(bench_item[0])
+    argv = [a.replace("{img}", image) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(fixture_ckpt)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_runs_out_of_process(fixture_ckpt, bench_item):
+    """The installed entry point, as a user runs it (usage errors exit 2 too)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    gar = [sys.executable, "-m", "gar_tool.cli"]
+    bad = subprocess.run(gar + ["describe"], capture_output=True, text=True, env=env, cwd=REPO)
+    assert bad.returncode == 2 and "required" in bad.stderr
+    ok = subprocess.run(gar + ["describe", str(bench_item[0]), "--region", "points:50,60;80,90",
+                               "--model", str(fixture_ckpt), "--max-new-tokens", "2", "--json"],
+                        capture_output=True, text=True, env=env, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["regions"][0]["source"] == "points-disc"
