@@ -7,7 +7,7 @@ setup:
 # Main job: describe a region of the bundled example image with GAR-1B (needs the checkpoint).
 MODEL ?= HaochenWang/GAR-1B
 demo: setup
-	.venv/bin/gar describe examples/images/coffee.png --region box:140,60,430,330 --model $(MODEL)
+	.venv/bin/gar describe examples/images/coffee.jpg --region box:170,15,410,300 --model $(MODEL)
 
 test: setup
 	.venv/bin/python -m pytest -q
