@@ -64,24 +64,24 @@ def _pick(logits: torch.Tensor, opts: DecodeOptions, gen: torch.Generator | None
 @torch.no_grad()
 def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
            stop_ids: set[int], pad_id: int, opts: DecodeOptions, keep_logits: bool = False,
-           past_key_values=None, first_logits: torch.Tensor | None = None) -> DecodeResult:
-    """Generate from ``(B, L, H)`` embeddings with a ``(B, L)`` left-padding mask.
+           past_key_values=None, position_ids: torch.Tensor | None = None) -> DecodeResult:
+    """Prefill ``(B, S, H)`` embeddings, then generate.
 
-    ``past_key_values`` + ``first_logits`` (``(B, V)``) resume from an already computed prefill
-    (the embeddings are then only the not-yet-cached suffix, possibly empty).
+    ``attention_mask`` is ``(B, P + S)``: 1 for real tokens, 0 for padding anywhere (left padding,
+    or gaps between a cached context of length ``P`` and the new tokens). ``past_key_values`` holds
+    the ``P`` cached positions (``None``: ``P = 0``). ``position_ids`` ``(B, S)`` are the positions of
+    the new tokens (default: counted from the mask).
     """
     device = inputs_embeds.device
     gen = None
     if opts.do_sample and opts.seed is not None:
         gen = torch.Generator(device=device).manual_seed(opts.seed)
-    if first_logits is None:
-        logits, past = model.language_model(inputs_embeds, attention_mask,
-                                            positions_from_mask(attention_mask), past_key_values)
-        logits = logits[:, -1]
-    else:
-        logits, past = first_logits, past_key_values
+    if position_ids is None:
+        position_ids = positions_from_mask(attention_mask)[:, -inputs_embeds.shape[1]:]
+    logits, past = model.language_model(inputs_embeds, attention_mask, position_ids, past_key_values)
+    logits = logits[:, -1]
+    next_pos = position_ids[:, -1] + 1  # position of the next token per sample
     bsz = attention_mask.shape[0]
-    next_pos = attention_mask.long().sum(-1)  # position of the next token per sample
     out: list[list[int]] = [[] for _ in range(bsz)]
     reasons = ["length"] * bsz
     done = torch.zeros(bsz, dtype=torch.bool, device=device)

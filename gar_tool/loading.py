@@ -16,7 +16,7 @@ from typing import Iterator
 
 import torch
 
-from .errors import ModelError, ModelNotFoundError
+from .errors import InputError, ModelError, ModelNotFoundError
 
 #: Files a GAR checkpoint directory must hold (weights: single file or a sharded index).
 REQUIRED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json",
@@ -39,9 +39,14 @@ def pick_device(device: str | torch.device | None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ModelNotFoundError(f"unknown device {device!r}: {exc}") from None
+        raise InputError(f"unknown device {device!r} (expected cpu, cuda, cuda:N or mps): {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available on this machine")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"device {device!r} requested but MPS is not available on this machine")
+    return dev
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -55,7 +60,7 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
     try:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
-        raise ModelNotFoundError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)} or 'auto'") from None
+        raise InputError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)} or 'auto'") from None
 
 
 def _missing(directory: Path) -> list[str]:

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import torch
 
 from .errors import InputError
-from .generation import DecodeOptions, decode, positions_from_mask
+from .engine import CacheConfig, InferenceEngine, Sample
+from .generation import DecodeOptions
 from .images import load_image
 from .processing import GARInputs, GARProcessor
 from .processing.prompts import Compat, check_mode
@@ -46,24 +47,17 @@ class GARAnswer:
     prompt_tokens: int
 
 
-@dataclass
-class _Sample:
-    image: Any
-    regions: Regions
-    question: str | None
-    instruction: str | None = None
-
-
 class GAR:
     """A loaded GAR model with its processor. Thread-safe (one model call at a time)."""
 
     def __init__(self, model: Any, processor: GARProcessor, *, compat: Compat = "default",
-                 name: str = "GAR", vision_batch: int = 32) -> None:
+                 name: str = "GAR", cache: CacheConfig | None = None, vision_batch: int = 32) -> None:
         self.model = model.eval()
         self.processor = processor
         self.compat: Compat = check_mode(compat)
         self.name = name
-        self.vision_batch = vision_batch
+        self.engine = InferenceEngine(self.model, processor, cache, vision_batch)
+        self.last_step_logits: list[torch.Tensor] | None = None
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ loading
@@ -71,7 +65,8 @@ class GAR:
     def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, compat: Compat = "default", *,
                         attn_implementation: str | None = None,
-                        roi_double_scale: bool | None = None) -> "GAR":
+                        roi_double_scale: bool | None = None,
+                        cache: CacheConfig | None = None) -> "GAR":
         """Load a GAR checkpoint (local directory or hub id) in the released layout.
 
         Args:
@@ -84,6 +79,8 @@ class GAR:
             attn_implementation: LLM attention (``"sdpa"`` default, ``"eager"``, ``"flash_attention_2"``).
             roi_double_scale: override the checkpoint's RoI box scaling (``config.json`` key
                 ``roi_double_scale``, default ``True`` = as the released weights were trained).
+            cache: byte budgets of the tile / vision-feature / context-KV caches
+                (``CacheConfig.disabled()`` runs every request from scratch, as the original).
         """
         from .model_loading import load_gar_model
 
@@ -91,7 +88,7 @@ class GAR:
         model_obj, processor, directory = load_gar_model(
             model, device=device, dtype=dtype, attn_implementation=attn_implementation,
             roi_double_scale=roi_double_scale)
-        return cls(model_obj, processor, compat=compat, name=str(model))
+        return cls(model_obj, processor, compat=compat, name=str(model), cache=cache)
 
     @property
     def prompt_slots(self) -> int:
@@ -113,7 +110,7 @@ class GAR:
         samples = []
         for img, reg in zip(images, regions):
             pil = load_image(img)
-            samples.append(_Sample(pil, Regions([coerce_region(reg, (pil.height, pil.width))]),
+            samples.append(Sample(pil, Regions([coerce_region(reg, (pil.height, pil.width))]),
                                    None, instruction))
         out = self._generate(samples, compat, opts)
         return out if batched else out[0]
@@ -136,7 +133,7 @@ class GAR:
             pil = load_image(img)
             if not isinstance(q, str):
                 raise InputError(f"question must be a string, got {type(q).__name__}")
-            samples.append(_Sample(pil, coerce_regions(reg, (pil.height, pil.width)), q))
+            samples.append(Sample(pil, coerce_regions(reg, (pil.height, pil.width)), q))
         out = self._generate(samples, compat, opts)
         return out if batched else out[0]
 
@@ -146,10 +143,8 @@ class GAR:
         """``(V,)`` float32 logits of the first answer token (``question=None``: describe prompt)."""
         pil = load_image(image)
         regs = coerce_regions(regions, (pil.height, pil.width))
-        with self._lock:
-            embeds, mask, _ = self._prefill_inputs([_Sample(pil, regs, question)], self._mode(compat))
-            logits, _ = self.model.language_model(embeds, mask, positions_from_mask(mask))
-        return logits[0, -1].float().cpu()
+        self._generate([Sample(pil, regs, question)], compat, DecodeOptions(max_new_tokens=1), keep_logits=True)
+        return self.last_step_logits[0][0]
 
     def inputs(self, image: Any, regions: Any, question: str | None = None, *,
                compat: Compat | None = None) -> GARInputs:
@@ -179,39 +174,11 @@ class GAR:
             raise InputError(f"batch of {n} images needs {n} {what}, got {got}")
         return list(value)
 
-    def _prefill_inputs(self, samples: Sequence[_Sample], compat: Compat):
-        """Preprocess, encode and splice a batch → (embeds (B,L,H), mask (B,L), input lengths)."""
-        inputs = [self.processor(s.image, s.regions, s.question, compat, s.instruction) for s in samples]
-        m = self.model
-        pix = torch.cat([i.pixel_values for i in inputs])
-        lab = torch.cat([i.label_tiles for i in inputs])
-        feats = torch.cat([m.encode_images(pix[k:k + self.vision_batch], lab[k:k + self.vision_batch])
-                           for k in range(0, pix.shape[0], self.vision_batch)])
-        per_sample = list(feats.split([i.pixel_values.shape[0] for i in inputs]))
-        sample_idx = torch.cat([torch.full((len(i.replay_token_ids),), b, dtype=torch.long)
-                                for b, i in enumerate(inputs)])
-        boxes = torch.cat([i.replay_boxes for i in inputs])
-        replay = (m.roi_features(per_sample, [i.grid for i in inputs], boxes, sample_idx)
-                  if len(sample_idx) else feats.new_zeros((0, feats.shape[1], feats.shape[2])))
-        lengths = [len(i.input_ids) for i in inputs]
-        pad = self.processor.vocab.pad_id
-        ids = torch.full((len(inputs), max(lengths)), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for b, i in enumerate(inputs):  # left padding
-            ids[b, -lengths[b]:] = i.input_ids
-            mask[b, -lengths[b]:] = 1
-        ids, mask = ids.to(m.device), mask.to(m.device)
-        embeds = m.build_inputs_embeds(ids, feats, replay, sample_idx.to(m.device),
-                                       torch.cat([i.replay_token_ids for i in inputs]).to(m.device))
-        return embeds, mask, lengths
-
-    def _generate(self, samples: list[_Sample], compat: Compat | None, opts: DecodeOptions,
+    def _generate(self, samples: list[Sample], compat: Compat | None, opts: DecodeOptions,
                   keep_logits: bool = False) -> list[GARAnswer]:
-        mode = self._mode(compat)
         vocab = self.processor.vocab
         with self._lock, torch.no_grad():
-            embeds, mask, lengths = self._prefill_inputs(samples, mode)
-            res = decode(self.model, embeds, mask, {vocab.eos_id}, vocab.pad_id, opts, keep_logits)
+            res, lengths = self.engine.generate(samples, self._mode(compat), opts, {vocab.eos_id}, keep_logits)
         self.last_step_logits = res.step_logits if keep_logits else None
         return [GARAnswer(self._decode_text(ids), ids, reason, n)
                 for ids, reason, n in zip(res.token_ids, res.finish_reasons, lengths)]

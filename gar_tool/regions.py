@@ -273,7 +273,7 @@ def _segment_one(segmenter: Segmenter, image: Any, prompt: dict, meta: dict, kin
     out = segmenter.segment(image, **prompt)
     if len(out) != 1:
         raise RegionError(f"segmenter returned {len(out)} masks for one {kind} prompt")
-    meta.setdefault("source", kind)
+    # Keep the segmenter's own source ("sam", or "box-rect" when it fell back) unless the caller set one.
     keep = {k: v for k, v in meta.items() if k in ("label", "score", "source", "id")}
     return out[0].with_meta(**keep)
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from conftest import FIXTURE, FIXTURE_CASES
 from gar_tool.generation import DecodeOptions
-from gar_tool.predictor import _Sample
+from gar_tool.engine import CacheConfig, Sample
 from gar_tool.regions import Region, Regions
 
 ATOL = 1e-4
@@ -44,13 +44,24 @@ def test_intermediates_match(gar_original, name):
     np.testing.assert_allclose(emb.double().abs().sum(-1).numpy(), exp["inputs_embeds_row_abs_sum_f64"].numpy(), atol=1e-3)
 
 
+@pytest.fixture(scope="module", params=["cached", "uncached"])
+def gar_any(request, gar_original):
+    """Both engine paths: context split + caches (the default) and the original-style full prefill."""
+    from gar_tool import GAR
+
+    if request.param == "cached":
+        return gar_original
+    return GAR(gar_original.model, gar_original.processor, compat="original", cache=CacheConfig.disabled())
+
+
 @pytest.mark.parametrize("name", FIXTURE_CASES)
-def test_logits_and_greedy_tokens_match(gar_original, name):
+def test_logits_and_greedy_tokens_match(gar_any, name):
+    gar_original = gar_any
     case, exp, img, regs, question = _load(name)
     logits = gar_original.next_token_logits(img, regs, question)
     torch.testing.assert_close(logits, exp["last_prompt_logits"], atol=ATOL, rtol=ATOL)
     steps = len(exp["generated_ids"])
-    ans = gar_original._generate([_Sample(img, regs, question)], None,
+    ans = gar_original._generate([Sample(img, regs, question)], None,
                                  DecodeOptions(max_new_tokens=steps), keep_logits=True)[0]
     assert ans.token_ids == exp["generated_ids"].tolist()
     assert ans.prompt_tokens == case["input_ids"]["length"]

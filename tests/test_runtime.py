@@ -121,7 +121,7 @@ def test_loading_errors(tmp_path, tiny_ckpt):
     (notgar / "config.json").write_text(json.dumps({**cfg, "kernel_size": [7, 7]}))
     with pytest.raises(ModelError, match="kernel_size"):
         GAR.from_pretrained(str(notgar))
-    with pytest.raises(ModelNotFoundError, match="unknown dtype"):
+    with pytest.raises(InputError, match="unknown dtype"):
         GAR.from_pretrained(str(tiny_ckpt), dtype="float8")
 
 

@@ -79,7 +79,7 @@ class GARInputs:
 
     Attributes:
         input_ids: ``(L,)`` int64 token ids (image placeholders and crop-token runs included).
-        pixel_values: ``(T, 3, tile, tile)`` float32 normalised thumbnail + tiles.
+        pixels_u8: ``(T, 3, tile, tile)`` uint8 thumbnail + tiles (``pixel_values`` normalises them).
         label_tiles: ``(T, tile, tile)`` uint8 visual-prompt label map tiled like the pixels
             (prompt number inside a region, ``prompt_slots`` = background).
         grid: ``(ncw, nch)`` tiles along width and height (``T = 1 + ncw·nch``).
@@ -92,13 +92,24 @@ class GARInputs:
     """
 
     input_ids: torch.Tensor
-    pixel_values: torch.Tensor
+    pixels_u8: torch.Tensor
     label_tiles: torch.Tensor
     grid: tuple[int, int]
     replay_token_ids: torch.Tensor
     replay_boxes: torch.Tensor
     prompt_text: str
     image_size: tuple[int, int]
+    geometry: Geometry
+
+    @property
+    def pixel_values(self) -> torch.Tensor:
+        """``(T, 3, tile, tile)`` float32 normalised thumbnail + tiles."""
+        g = self.geometry
+        return normalize_u8(self.pixels_u8, list(g.mean), list(g.std), g.rescale_factor)
+
+    @property
+    def num_tiles(self) -> int:
+        return int(self.pixels_u8.shape[0])
 
 
 def normalized_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -138,10 +149,6 @@ class GARProcessor:
         arr = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
         grid = select_grid(image.width, image.height, g.tile_size, g.max_num_tiles)
         return thumb_and_tiles(arr.contiguous(), grid, g.tile_size, g.resample), grid
-
-    def normalize(self, pixels_u8: torch.Tensor) -> torch.Tensor:
-        g = self.geometry
-        return normalize_u8(pixels_u8, list(g.mean), list(g.std), g.rescale_factor)
 
     def label_map(self, regions: Regions, plan: PromptPlan) -> np.ndarray:
         """``(H, W)`` uint8 label map: prompt number of the first region (plan order) covering a
@@ -208,13 +215,14 @@ class GARProcessor:
                  for s in replayed]
         return GARInputs(
             input_ids=input_ids,
-            pixel_values=self.normalize(pixels_u8),
+            pixels_u8=pixels_u8,
             label_tiles=label_tiles,
             grid=grid,
             replay_token_ids=torch.tensor(replay_ids, dtype=torch.long),
             replay_boxes=torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4),
             prompt_text=prompt,
             image_size=(image.height, image.width),
+            geometry=self.geometry,
         )
 
 

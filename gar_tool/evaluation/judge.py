@@ -1,0 +1,187 @@
+"""The LLM judge: prompt templates (package data in ``prompts/``) and an OpenAI-compatible client.
+
+Prompt files (``prompts/judge_*.md``) start with a header between two ``---`` lines listing the
+template ``variables`` and the ``source`` of the text; the template is everything after the
+closing ``---`` line, byte for byte, with ``str.format`` placeholders. They hold the judge prompts of
+GAR's evaluation scripts verbatim, so re-judging asks exactly what the paper's judge was asked.
+
+The client speaks the chat-completions protocol of any OpenAI-compatible server
+(``POST {base_url}/chat/completions``: OpenAI, Azure's v1 endpoint, vLLM, Ollama, llama.cpp ...)
+with the original request settings (temperature 0, top_p 1, no penalties). The HTTP transport is
+injectable (``httpx.MockTransport`` in tests).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import string
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import httpx
+
+from ..errors import GARError, InputError
+
+#: Providers accepted by ``--judge PROVIDER:MODEL``.
+JUDGE_PROVIDERS = ("openai",)
+
+
+class JudgeError(GARError):
+    """The judge endpoint failed (HTTP error, malformed reply, call budget used up)."""
+
+
+# ---------------------------------------------------------------------------------------- prompts
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A judge prompt: ``text`` with ``str.format`` placeholders named in ``variables``."""
+
+    name: str
+    variables: tuple[str, ...]
+    text: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def render(self, **values: Any) -> str:
+        """Fill the placeholders; ``InputError`` when a variable is missing or unknown."""
+        if set(values) != set(self.variables):
+            raise InputError(f"prompt {self.name!r} takes variables {sorted(self.variables)}, "
+                             f"got {sorted(values)}")
+        return self.text.format(**{k: str(v) for k, v in values.items()})
+
+
+def parse_prompt_file(raw: str, name: str) -> PromptTemplate:
+    """Parse the ``---`` header and the template body of a prompt file (see the module docstring)."""
+    if not raw.startswith("---\n"):
+        raise InputError(f"prompt file {name!r} must start with a '---' header line")
+    end = raw.find("\n---\n", 3)
+    if end < 0:
+        raise InputError(f"prompt file {name!r}: header is not closed by a '---' line")
+    meta: dict[str, str] = {}
+    key = None
+    for line in raw[4:end].splitlines():
+        if line.startswith((" ", "\t")) and key:  # continuation line
+            meta[key] += " " + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip()
+            meta[key] = value.strip()
+    body = raw[end + len("\n---\n"):]
+    declared = tuple(v.strip() for v in meta.get("variables", "").split(",") if v.strip())
+    used = {f for _, f, _, _ in string.Formatter().parse(body) if f is not None}
+    if used != set(declared):
+        raise InputError(f"prompt file {name!r}: header declares variables {sorted(declared)} but the "
+                         f"template uses {sorted(used)}")
+    return PromptTemplate(name=meta.get("name", name), variables=declared, text=body, meta=meta)
+
+
+def load_prompt(name: str) -> PromptTemplate:
+    """Load ``prompts/{name}.md`` from the installed ``prompts`` package."""
+    res = importlib.resources.files("prompts").joinpath(f"{name}.md")
+    if not res.is_file():
+        raise InputError(f"prompt template {name!r} not found in the prompts package")
+    return parse_prompt_file(res.read_text(encoding="utf-8"), name)
+
+
+# ---------------------------------------------------------------------------------------- client
+@dataclass(frozen=True)
+class JudgeSpec:
+    """``--judge PROVIDER:MODEL`` parsed."""
+
+    provider: str
+    model: str
+
+
+def parse_judge_spec(spec: str) -> JudgeSpec:
+    """``"openai:gpt-4o-2024-11-20"`` → ``JudgeSpec("openai", "gpt-4o-2024-11-20")``."""
+    provider, sep, model = spec.partition(":")
+    if not sep or not model.strip():
+        raise InputError(f"--judge must look like PROVIDER:MODEL (e.g. openai:gpt-4o), got {spec!r}")
+    if provider not in JUDGE_PROVIDERS:
+        raise InputError(f"unknown judge provider {provider!r}; expected one of: {', '.join(JUDGE_PROVIDERS)}")
+    return JudgeSpec(provider, model.strip())
+
+
+class ChatJudge:
+    """Minimal OpenAI-compatible chat-completions client for judging.
+
+    Args:
+        model: model name sent in every request.
+        base_url: server root including the API prefix, e.g. ``https://api.openai.com/v1`` or
+            ``http://127.0.0.1:8007/v1``; requests go to ``{base_url}/chat/completions``.
+        api_key: sent as ``Authorization: Bearer ...`` when given.
+        transport: an ``httpx`` transport (``httpx.MockTransport`` in tests); default: network.
+        timeout: seconds per request.
+        max_retries: extra attempts after a transport error, HTTP 429 or 5xx (backoff 1, 2, 4 s ...).
+        max_calls: budget of requests for this client (like the original ``--api-call-limit``);
+            ``None`` = unlimited.
+        sleep: called with the backoff delay (injectable so tests do not wait).
+    """
+
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, *,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 120.0,
+                 max_retries: int = 2, max_calls: int | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise InputError(f"--judge-base-url must be an http(s) URL, got {base_url!r}")
+        self.model = model
+        self.endpoint = str(base_url).rstrip("/") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(transport=transport, timeout=timeout, headers=headers)
+        self.max_retries = max(0, int(max_retries))
+        self.max_calls = max_calls
+        self.calls = 0
+        self._sleep = sleep
+
+    def __enter__(self) -> "ChatJudge":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def complete(self, content: str | list[dict[str, Any]], *, max_tokens: int = 1000,
+                 temperature: float = 0.0) -> str:
+        """One user turn (a string or OpenAI content parts) → the reply text (``""`` if empty)."""
+        if self.max_calls is not None and self.calls >= self.max_calls:
+            raise JudgeError(f"judge call budget of {self.max_calls} requests used up; rerun to "
+                             "continue (finished items are kept)")
+        self.calls += 1
+        body = {"model": self.model, "messages": [{"role": "user", "content": content}],
+                "max_tokens": max_tokens, "temperature": temperature, "top_p": 1,
+                "frequency_penalty": 0, "presence_penalty": 0}
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                resp = self._client.post(self.endpoint, json=body)
+            except httpx.TransportError as exc:
+                if last:
+                    raise JudgeError(f"judge endpoint {self.endpoint} unreachable: {exc}") from None
+                self._sleep(2.0 ** attempt)
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                if not last:
+                    self._sleep(2.0 ** attempt)
+                    continue
+            if resp.status_code >= 400:
+                raise JudgeError(f"judge endpoint {self.endpoint} answered HTTP {resp.status_code}: "
+                                 f"{resp.text[:300]}")
+            return self._content(resp)
+        raise JudgeError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    def _content(self, resp: httpx.Response) -> str:
+        try:
+            data = resp.json()
+            content = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise JudgeError(f"judge endpoint {self.endpoint}: expected an OpenAI chat completion "
+                             f"(choices[0].message.content), got {resp.text[:300]!r}") from None
+        return content if isinstance(content, str) else ""
+
+
+__all__ = [
+    "JUDGE_PROVIDERS", "JudgeError", "PromptTemplate", "parse_prompt_file", "load_prompt", "JudgeSpec",
+    "parse_judge_spec", "ChatJudge",
+]

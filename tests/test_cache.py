@@ -1,0 +1,97 @@
+"""Caching and batching must not change results: the same greedy tokens (and logits within fp32
+noise) with and without caches, for repeated, interleaved and batched requests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from gar_tool import GAR
+from gar_tool.engine import CacheConfig
+
+IMG_A = (np.random.RandomState(11).rand(240, 320, 3) * 255).astype(np.uint8)
+IMG_B = (np.random.RandomState(12).rand(200, 150, 3) * 255).astype(np.uint8)
+RA = [{"box": [10, 10, 120, 100]}, {"box": [150, 60, 300, 220]}]
+RB = [{"polygon": [[5, 5], [140, 20], [60, 190]]}, {"points": [[100, 150]]}]
+QS = ["Is <Prompt0> left of <Prompt1>?", "What is between <Prompt0> and <Prompt1>?",
+      "Which of <Prompt0> and <Prompt1> is larger?"]
+
+
+@pytest.fixture()
+def pair(tiny_gar):
+    cached = GAR(tiny_gar.model, tiny_gar.processor, compat="default")
+    plain = GAR(tiny_gar.model, tiny_gar.processor, compat="default", cache=CacheConfig.disabled())
+    return cached, plain
+
+
+def _tokens(answers):
+    return [a.token_ids for a in answers]
+
+
+def test_follow_up_questions_hit_the_caches(pair):
+    cached, plain = pair
+    for q in QS:
+        assert cached.relate(IMG_A, RA, q, max_new_tokens=5).token_ids == \
+            plain.relate(IMG_A, RA, q, max_new_tokens=5).token_ids
+    eng = cached.engine
+    assert eng.vision.stats.misses == 1 and eng.vision.stats.hits == 2
+    assert eng.contexts.stats.misses == 1 and eng.contexts.stats.hits == 2
+    assert eng.tiles.stats.hits == 2
+    assert len(plain.engine.vision) == 0 and len(plain.engine.contexts) == 0
+
+
+def test_batched_questions_equal_sequential(pair):
+    cached, plain = pair
+    batch = cached.relate([IMG_A, IMG_A, IMG_B, IMG_A], [RA, RA, RB, RA[::-1]],
+                          [QS[0], QS[1], QS[2], QS[0]], max_new_tokens=6)
+    singles = [plain.relate(i, r, q, max_new_tokens=6)
+               for i, r, q in [(IMG_A, RA, QS[0]), (IMG_A, RA, QS[1]), (IMG_B, RB, QS[2]), (IMG_A, RA[::-1], QS[0])]]
+    assert _tokens(batch) == _tokens(singles)
+    # three distinct (image, masks) -> but RA and RA[::-1] have the same union mask: 2 vision runs
+    assert len(cached.engine.vision) == 2 and len(cached.engine.contexts) == 3
+
+
+def test_masks_change_the_vision_key(pair):
+    """The mask embedding enters the vision tower: another region on the same image must not reuse
+    the first region's features."""
+    cached, plain = pair
+    a = cached.describe(IMG_A, RA[0], max_new_tokens=5)
+    b = cached.describe(IMG_A, RA[1], max_new_tokens=5)
+    assert a.token_ids == plain.describe(IMG_A, RA[0], max_new_tokens=5).token_ids
+    assert b.token_ids == plain.describe(IMG_A, RA[1], max_new_tokens=5).token_ids
+    assert len(cached.engine.vision) == 2 and cached.engine.tiles.stats.hits == 1
+
+
+def test_logits_close_with_and_without_cache(pair):
+    cached, plain = pair
+    cached.relate(IMG_A, RA, QS[0], max_new_tokens=1)  # warm the context cache
+    lc = cached.next_token_logits(IMG_A, RA, QS[1])
+    lp = plain.next_token_logits(IMG_A, RA, QS[1])
+    torch.testing.assert_close(lc, lp, atol=1e-4, rtol=1e-4)
+
+
+def test_model_settings_are_part_of_the_context_key(pair):
+    cached, plain = pair
+    first = cached.next_token_logits(IMG_A, RA, QS[0])
+    saved = cached.model.settings
+    cached.model.settings = replace(saved, roi_double_scale=not saved.roi_double_scale)
+    try:
+        other = cached.next_token_logits(IMG_A, RA, QS[0])
+        assert (first - other).abs().max() > 1e-4
+    finally:
+        cached.model.settings = saved
+    torch.testing.assert_close(cached.next_token_logits(IMG_A, RA, QS[0]), first)
+
+
+def test_caches_are_bounded(tiny_gar):
+    small = GAR(tiny_gar.model, tiny_gar.processor, cache=CacheConfig(tiles_bytes=1 << 20, vision_bytes=1 << 30,
+                                                                     context_bytes=1 << 30, max_items=2))
+    for seed in range(4):
+        img = (np.random.RandomState(seed).rand(100, 120, 3) * 255).astype(np.uint8)
+        small.describe(img, {"box": [0, 0, 50, 50]}, max_new_tokens=1)
+    eng = small.engine
+    assert len(eng.vision) == 2 and len(eng.contexts) == 2 and eng.vision.stats.evictions == 2
+    assert eng.tiles.bytes <= 1 << 20
