@@ -19,8 +19,9 @@ original way instead: full prefill of every sample, nothing kept.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -80,6 +81,9 @@ class InferenceEngine:
         self.tiles = LRUCache(self.config.tiles_bytes, self.config.max_items)
         self.vision = LRUCache(self.config.vision_bytes, self.config.max_items)
         self.contexts = LRUCache(self.config.context_bytes, self.config.max_items)
+        #: seconds per phase (preprocess, vision, replay, context, prefill, decode) and decode_steps,
+        #: accumulated over calls; reset with ``timings.clear()``.
+        self.timings: dict[str, float] = {}
         self._context_ids = torch.tensor((processor.vocab.image_token_id,) + processor.vocab.crop_token_ids
                                          + _extra_crops(processor))
 
@@ -156,20 +160,34 @@ class InferenceEngine:
     # ------------------------------------------------------------------ prefill + decode
     def generate(self, samples: Sequence[Sample], compat: Compat, opts: DecodeOptions,
                  stop_ids: set[int], keep_logits: bool = False) -> tuple[DecodeResult, list[int]]:
-        preps = [self.prepare(s, compat) for s in samples]
-        feats = self.vision_features(preps)
-        embeds = self._embeds(preps, feats)
+        with self._timed("preprocess"):
+            preps = [self.prepare(s, compat) for s in samples]
+        with self._timed("vision"):
+            feats = self.vision_features(preps)
+        with self._timed("replay"):
+            embeds = self._embeds(preps, feats)
         lengths = [len(p.inputs.input_ids) for p in preps]
         pad = self.processor.vocab.pad_id
         if not self.split_context:
             e, mask = _left_pad(embeds, self.model.device)
-            res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits)
+            res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits, timings=self.timings)
             return res, lengths
-        contexts = [self._context(p, e) for p, e in zip(preps, embeds)]
-        e, mask, pos, past = self._stack(preps, embeds, contexts)
+        with self._timed("context"):
+            contexts = [self._context(p, e) for p, e in zip(preps, embeds)]
+            e, mask, pos, past = self._stack(preps, embeds, contexts)
         res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits, past_key_values=past,
-                     position_ids=pos)
+                     position_ids=pos, timings=self.timings)
         return res, lengths
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        from .generation import _now
+
+        t0 = _now(self.model.device)
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + _now(self.model.device) - t0
 
     def _context(self, prep: _Prepared, embeds: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """KV tensors ``[(k, v)]`` per layer, each ``(1, kv_heads, C, d)``, of the sample's context."""

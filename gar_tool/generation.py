@@ -23,6 +23,7 @@ class DecodeOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    ignore_eos: bool = False  # decode exactly max_new_tokens (benchmarks)
 
     def __post_init__(self) -> None:
         from .errors import InputError
@@ -64,13 +65,15 @@ def _pick(logits: torch.Tensor, opts: DecodeOptions, gen: torch.Generator | None
 @torch.no_grad()
 def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
            stop_ids: set[int], pad_id: int, opts: DecodeOptions, keep_logits: bool = False,
-           past_key_values=None, position_ids: torch.Tensor | None = None) -> DecodeResult:
+           past_key_values=None, position_ids: torch.Tensor | None = None,
+           timings: dict[str, float] | None = None) -> DecodeResult:
     """Prefill ``(B, S, H)`` embeddings, then generate.
 
     ``attention_mask`` is ``(B, P + S)``: 1 for real tokens, 0 for padding anywhere (left padding,
     or gaps between a cached context of length ``P`` and the new tokens). ``past_key_values`` holds
     the ``P`` cached positions (``None``: ``P = 0``). ``position_ids`` ``(B, S)`` are the positions of
-    the new tokens (default: counted from the mask).
+    the new tokens (default: counted from the mask). ``timings`` (optional) accumulates the
+    seconds spent in ``prefill`` and ``decode`` and the number of ``decode_steps``.
     """
     device = inputs_embeds.device
     gen = None
@@ -78,14 +81,17 @@ def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.T
         gen = torch.Generator(device=device).manual_seed(opts.seed)
     if position_ids is None:
         position_ids = positions_from_mask(attention_mask)[:, -inputs_embeds.shape[1]:]
+    t0 = _now(device)
     logits, past = model.language_model(inputs_embeds, attention_mask, position_ids, past_key_values)
     logits = logits[:, -1]
+    t1 = _now(device)
     next_pos = position_ids[:, -1] + 1  # position of the next token per sample
     bsz = attention_mask.shape[0]
     out: list[list[int]] = [[] for _ in range(bsz)]
     reasons = ["length"] * bsz
     done = torch.zeros(bsz, dtype=torch.bool, device=device)
-    stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    stop = torch.tensor(sorted(stop_ids) if not opts.ignore_eos else [], dtype=torch.long, device=device)
+    steps = 0
     kept: list[torch.Tensor] = []
     embed = model.mllm.get_input_embeddings()
     for step in range(opts.max_new_tokens):
@@ -109,7 +115,22 @@ def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.T
                                             next_pos.unsqueeze(1), past)
         logits = logits[:, -1]
         next_pos = next_pos + 1
+        steps += 1
+    if timings is not None:
+        t2 = _now(device)
+        timings["prefill"] = timings.get("prefill", 0.0) + (t1 - t0)
+        timings["decode"] = timings.get("decode", 0.0) + (t2 - t1)
+        timings["decode_steps"] = timings.get("decode_steps", 0.0) + steps
     return DecodeResult(out, reasons, kept)
+
+
+def _now(device: torch.device) -> float:
+    """Wall clock after the device finished its queued work."""
+    import time
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 __all__ = ["DecodeOptions", "DecodeResult", "decode", "positions_from_mask"]

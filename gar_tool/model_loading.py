@@ -53,7 +53,15 @@ def load_gar_model(model: str | os.PathLike, *, device=None, dtype=None,
     if tuple(patch) != (geo.patch_size, geo.patch_size) or tuple(conv.kernel_size) != tuple(patch):
         raise ModelError(f"patch sizes disagree: vision tower {tuple(patch)}, processor "
                          f"{geo.patch_size}, mask embedding kernel {tuple(conv.kernel_size)}")
-    settings = GARSettings(
+    settings = settings_for(processor, cfg, roi_double_scale)
+    gar = GARModel(mllm, conv, settings).to(device=dev, dtype=dt).eval()
+    return gar, processor, directory
+
+
+def settings_for(processor: GARProcessor, cfg: dict, roi_double_scale: bool | None = None) -> GARSettings:
+    """Model-side constants from the processor (geometry, token ids) and ``config.json``."""
+    geo = processor.geometry
+    return GARSettings(
         prompt_slots=processor.vocab.prompt_slots,
         image_token_id=processor.vocab.image_token_id,
         tokens_side=geo.tokens_side,
@@ -61,8 +69,6 @@ def load_gar_model(model: str | os.PathLike, *, device=None, dtype=None,
         roi_double_scale=bool(cfg.get("roi_double_scale", True)) if roi_double_scale is None
         else roi_double_scale,
     )
-    gar = GARModel(mllm, conv, settings).to(device=dev, dtype=dt).eval()
-    return gar, processor, directory
 
 
 def _mask_conv(weight: torch.Tensor, cfg: dict, mllm: nn.Module) -> nn.Conv2d:
@@ -82,4 +88,4 @@ def _mask_conv(weight: torch.Tensor, cfg: dict, mllm: nn.Module) -> nn.Conv2d:
     return conv
 
 
-__all__ = ["load_gar_model", "MASK_EMBED_KEY"]
+__all__ = ["load_gar_model", "settings_for", "MASK_EMBED_KEY"]

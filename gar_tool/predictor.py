@@ -128,12 +128,7 @@ class GAR:
         regs = self._broadcast(regions, len(images), batched, "regions")
         questions = self._broadcast(question, len(images), batched and not isinstance(question, str),
                                     "question")
-        samples = []
-        for img, reg, q in zip(images, regs, questions):
-            pil = load_image(img)
-            if not isinstance(q, str):
-                raise InputError(f"question must be a string, got {type(q).__name__}")
-            samples.append(Sample(pil, coerce_regions(reg, (pil.height, pil.width)), q))
+        samples = [self._sample(img, reg, q) for img, reg, q in zip(images, regs, questions)]
         out = self._generate(samples, compat, opts)
         return out if batched else out[0]
 
@@ -154,6 +149,14 @@ class GAR:
         return self.processor(pil, regs, question, self._mode(compat))
 
     # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _sample(image: Any, regions: Any, question: str | None, instruction: str | None = None) -> Sample:
+        """Coerce one request's image and region forms (see the module doc) into a Sample."""
+        pil = load_image(image)
+        if question is not None and not isinstance(question, str):
+            raise InputError(f"question must be a string, got {type(question).__name__}")
+        return Sample(pil, coerce_regions(regions, (pil.height, pil.width)), question, instruction)
+
     def _mode(self, compat: Compat | None) -> Compat:
         return self.compat if compat is None else check_mode(compat)
 

@@ -38,12 +38,15 @@ _SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|image|>", "<|video|>",
 _N_RESERVED = 30  # reserved_special_token_5 .. _34: room for <Prompt5>.. in compat="original"
 
 
-def _tokenizer(directory: Path, prompt_slots: int):
+def _tokenizer(directory: Path, prompt_slots: int, vocab_size: int | None = None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {ch: i for i, ch in enumerate(alphabet)}
+    n_special = len(_SPECIALS) + _N_RESERVED + prompt_slots + 1
+    for i in range(len(vocab), (vocab_size or 0) - n_special):  # unreachable fillers (real vocab size)
+        vocab[f"<|filler_{i}|>"] = i
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
@@ -61,25 +64,30 @@ def _tokenizer(directory: Path, prompt_slots: int):
     return fast
 
 
-def build_gar_checkpoint(directory: str | Path, *, hidden_size: int = 32, num_layers: int = 2,
+def build_gar_checkpoint(directory: str | Path, *, vocab_size: int | None = None, hidden_size: int = 32, num_layers: int = 2,
                          num_heads: int = 2, num_kv_heads: int = 1, intermediate_size: int = 64,
                          vision_width: int = 32, vision_depth: int = 2, vision_heads: int = 2,
                          tile_size: int = 448, patch_size: int = 14, pooling_ratio: int = 2,
                          max_num_tiles: int = 4, prompt_slots: int = 5, tie_embeddings: bool = True,
                          vision_architecture: str = "vit_pe_core_large_patch14_336",
                          roi_double_scale: bool | None = None, seed: int = 0,
-                         weight_scale: float = 1.0, dtype: torch.dtype = torch.float32) -> Path:
+                         weight_scale: float = 1.0, dtype: torch.dtype = torch.float32,
+                         write_weights: bool = True):
     """Write a random GAR checkpoint to ``directory`` and return its path.
 
+    ``vocab_size`` pads the tokenizer with unreachable filler tokens up to a real vocabulary size
+    (GAR-1B: 128262), so that embedding and output layers cost what they cost in the real model.
     ``weight_scale`` > 1 sharpens the random weights (so that pixels, masks and text all move the
-    logits, which library-default init barely does in a 2-layer model).
+    logits, which library-default init barely does in a 2-layer model). With
+    ``write_weights=False`` only the configs and tokenizer are written and the random model is
+    returned in memory as ``(path, GARModel, GARProcessor)`` (no multi-GB file for large sizes).
     """
     from safetensors.torch import save_file
     from transformers import PerceptionLMConfig, PerceptionLMForConditionalGeneration
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tok = _tokenizer(out, prompt_slots)
+    tok = _tokenizer(out, prompt_slots, vocab_size)
     crop_names = [f"<|reserved_special_token_{k + 2}|>" for k in range(prompt_slots)]
     crop_ids = tok.convert_tokens_to_ids(crop_names)
     grid = tile_size // patch_size
@@ -101,6 +109,10 @@ def build_gar_checkpoint(directory: str | Path, *, hidden_size: int = 32, num_la
                     image_token_id=tok.convert_tokens_to_ids("<|image|>"),
                     video_token_id=tok.convert_tokens_to_ids("<|video|>"), tie_word_embeddings=tie_embeddings)
     torch.manual_seed(seed)
+    _write_configs(out, mllm_cfg, crop_ids, prompt_slots, patch_size, pooling_ratio, tile_size,
+                   max_num_tiles, vision_width, roi_double_scale)
+    if not write_weights:
+        return (out, *_in_memory(out, mllm_cfg, vision_width, patch_size, dtype))
     model = PerceptionLMForConditionalGeneration(PerceptionLMConfig(**mllm_cfg)).eval()
     mask_conv = torch.randn(vision_width, 3, patch_size, patch_size) / (3 * patch_size ** 2) ** 0.5
     state = {}
@@ -113,6 +125,33 @@ def build_gar_checkpoint(directory: str | Path, *, hidden_size: int = 32, num_la
             state[f"mllm.{name}"] = t.detach().to(dtype).contiguous().clone()
     state["mask_patch_embedding.weight"] = mask_conv.to(dtype)
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def _in_memory(out: Path, mllm_cfg: dict, vision_width: int, patch_size: int, dtype: torch.dtype):
+    from transformers import PerceptionLMConfig, PerceptionLMForConditionalGeneration
+
+    from .model_loading import settings_for
+    from .modeling import GARModel
+    from .processing import GARProcessor
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build the parameters directly in the target dtype
+    try:
+        mllm = PerceptionLMForConditionalGeneration(PerceptionLMConfig(**mllm_cfg)).eval()
+        conv = torch.nn.Conv2d(3, vision_width, patch_size, patch_size, bias=False)
+    finally:
+        torch.set_default_dtype(previous)
+    processor = GARProcessor.from_pretrained(out)
+    cfg = json.loads((out / "config.json").read_text())
+    return GARModel(mllm, conv, settings_for(processor, cfg)).to(dtype).eval(), processor
+
+
+def _write_configs(out: Path, mllm_cfg: dict, crop_ids: list[int], prompt_slots: int, patch_size: int,
+                   pooling_ratio: int, tile_size: int, max_num_tiles: int, vision_width: int,
+                   roi_double_scale: bool | None) -> None:
+    from transformers import PerceptionLMConfig
+
     config = {"architectures": ["GARModel"], "model_type": "GAR", "prompt_numbers": prompt_slots,
               "crop_tokens_ids": crop_ids, "kernel_size": [patch_size, patch_size],
               "patch_size_h": patch_size, "patch_size_w": patch_size,
@@ -129,7 +168,6 @@ def build_gar_checkpoint(directory: str | Path, *, hidden_size: int = 32, num_la
         "size": {"height": tile_size, "width": tile_size}}, indent=2))
     (out / "processor_config.json").write_text(json.dumps(
         {"patch_size": patch_size, "pooling_ratio": pooling_ratio, "processor_class": "PerceptionLMProcessor"}))
-    return out
 
 
 __all__ = ["build_gar_checkpoint", "CHAT_TEMPLATE"]

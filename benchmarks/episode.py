@@ -1,0 +1,163 @@
+"""Agent-episode benchmark: caching + batching vs an original-style pipeline, in one run.
+
+Builds a random-weight GAR in memory with the real GAR-1B dimensions (PE-L vision tower, 16-layer
+Llama 2048-wide, 128k vocabulary; cost does not depend on weight values; nothing is downloaded),
+then measures on one image:
+
+1. an agent episode of k = 1, 3, 8 questions about one region set:
+   * original-style: re-encode the image and prefill the whole prompt for every question, batch 1
+     (``CacheConfig.disabled()``, the same model object);
+   * ours: caches on; the first question alone, the k-1 follow-ups (independent of each other)
+     as one batch — their context comes from the KV cache, only their own tokens are prefilled;
+2. 8 questions over 8 different region sets: one batched call vs 8 sequential calls (caches on,
+   so both share the image tiles; each region set needs its own vision pass and context);
+3. RoI replay time vs one decode step, and ``import gar_tool`` time.
+
+Every generation decodes exactly ``--new-tokens`` tokens (end-of-turn ignored). Run::
+
+    .venv/bin/python benchmarks/episode.py                 # GAR-1B size, 2x2 tiles, 32 tokens
+    .venv/bin/python benchmarks/episode.py --preset small  # minutes on 2 cores
+    .venv/bin/python benchmarks/episode.py --preset tiny   # seconds (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PRESETS = {
+    # GAR-1B: PerceptionLM-1B = PE-L/14 vision (1024 wide, 23 blocks, 16 heads) + Llama-3.2-1B.
+    "gar1b": dict(hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192,
+                  vision_width=1024, vision_depth=23, vision_heads=16, vocab_size=128262),
+    "small": dict(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=2, intermediate_size=2048,
+                  vision_width=256, vision_depth=4, vision_heads=4, vocab_size=32000),
+    "tiny": dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
+                 vision_width=32, vision_depth=1, vision_heads=2, vocab_size=None),
+}
+
+
+def build(args: argparse.Namespace, tmp: Path):
+    from gar_tool.synthetic import build_gar_checkpoint
+
+    dims = dict(PRESETS[args.preset])
+    tile = args.tile_size or (448 if args.preset != "tiny" else 224)
+    _, model, processor = build_gar_checkpoint(
+        tmp, **dims, tile_size=tile, max_num_tiles=args.tiles, dtype=getattr(torch, args.dtype),
+        write_weights=False, seed=0)
+    return model, processor, tile
+
+
+def scene(tile: int, tiles: int, n_sets: int):
+    """An image whose grid is ``tiles`` (a square image fills a square grid) and region sets."""
+    side = tile * int(round(tiles ** 0.5))
+    rng = np.random.RandomState(0)
+    img = (rng.rand(side, side, 3) * 255).astype(np.uint8)
+    sets = []
+    for i in range(n_sets):
+        a = [int(side * f) for f in (0.05 + 0.05 * (i % 4), 0.1, 0.45, 0.5 + 0.05 * (i % 3))]
+        b = [int(side * f) for f in (0.5, 0.3 + 0.04 * i, 0.95, 0.9)]
+        sets.append([{"box": a}, {"box": b}])
+    return img, sets
+
+
+QUESTIONS = ["Is <Prompt0> to the left of <Prompt1>?", "Do <Prompt0> and <Prompt1> have the same colour?",
+             "Which is larger, <Prompt0> or <Prompt1>?", "Describe <Prompt1> and its relation to <Prompt0>.",
+             "Is <Prompt0> touching <Prompt1>?", "Are <Prompt0> and <Prompt1> made of the same material?",
+             "How far is <Prompt0> from <Prompt1>?", "Is <Prompt1> in front of <Prompt0>?"]
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="gar1b")
+    p.add_argument("--tiles", type=int, default=4, help="max tiles (4 = 2x2 grid + thumbnail)")
+    p.add_argument("--tile-size", type=int, default=None)
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ks", default="1,3,8", help="episode lengths")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from gar_tool.engine import CacheConfig
+    from gar_tool.generation import DecodeOptions
+    from gar_tool.predictor import GAR
+
+    with tempfile.TemporaryDirectory() as d:
+        t_build, (model, processor, tile) = timed(lambda: build(args, Path(d)))
+    ks = [int(k) for k in args.ks.split(",")]
+    img, sets = scene(tile, args.tiles, 8)
+    opts = dict(max_new_tokens=args.new_tokens)
+    print(f"# preset {args.preset} ({args.dtype}, {args.threads} thread(s)), grid {args.tiles} tiles of "
+          f"{tile}px + thumbnail, {args.new_tokens} new tokens; model built in {t_build:.0f}s")
+
+    def run(gar, images, regions, questions):
+        samples = [gar._sample(i, r, q) for i, r, q in zip(images, regions, questions)]
+        return gar._generate(samples, None, DecodeOptions(ignore_eos=True, **opts))
+
+    rows = []
+    for k in ks:
+        plain = GAR(model, processor, cache=CacheConfig.disabled())
+        t_orig = sum(timed(lambda q=q: run(plain, [img], [sets[0]], [q]))[0] for q in QUESTIONS[:k])
+        ours = GAR(model, processor)
+        t_first, _ = timed(lambda: run(ours, [img], [sets[0]], [QUESTIONS[0]]))
+        t_rest = 0.0
+        if k > 1:
+            t_rest, _ = timed(lambda: run(ours, [img] * (k - 1), [sets[0]] * (k - 1), QUESTIONS[1:k]))
+        t_ours = t_first + t_rest
+        ph, po = plain.engine.timings, ours.engine.timings
+        rows.append((k, t_orig, t_ours, ph, po))
+        print(f"episode k={k}: original-style {t_orig:7.1f}s | ours {t_ours:7.1f}s "
+              f"(first {t_first:.1f}s + {k - 1} batched {t_rest:.1f}s) | speed-up {t_orig / t_ours:5.2f}x")
+        print(f"    phases original-style: {_phases(ph)}\n    phases ours:           {_phases(po)}")
+
+    # 8 different region sets: batched vs sequential (caches on for both; fresh each).
+    seq = GAR(model, processor)
+    t_seq = sum(timed(lambda s=s: run(seq, [img], [s], [QUESTIONS[0]]))[0] for s in sets)
+    bat = GAR(model, processor)
+    t_bat, _ = timed(lambda: run(bat, [img] * 8, sets, [QUESTIONS[0]] * 8))
+    ds, db = seq.engine.timings["decode"], bat.engine.timings["decode"]
+    print(f"8 region sets: sequential {t_seq:.1f}s, batched {t_bat:.1f}s (whole request {t_seq / t_bat:.2f}x); "
+          f"decode phase {ds:.1f}s vs {db:.1f}s ({ds / db:.2f}x)")
+    print(f"    phases sequential: {_phases(seq.engine.timings)}\n    phases batched:    {_phases(bat.engine.timings)}")
+
+    # RoI replay vs one decode step (batch 1).
+    g = GAR(model, processor)
+    inp = g.inputs(img, sets[0], QUESTIONS[0])
+    feats = model.encode_images(inp.pixel_values, inp.label_tiles)
+    idx = torch.zeros(len(inp.replay_token_ids), dtype=torch.long)
+    reps = 20
+    t_roi = timed(lambda: [model.roi_features([feats], [inp.grid], inp.replay_boxes, idx) for _ in range(reps)])[0] / reps
+    step = rows[0][4]["decode"] / max(rows[0][4]["decode_steps"], 1)
+    print(f"RoI replay (2 regions): {t_roi * 1e3:.2f} ms = {100 * t_roi / step:.3f}% of a decode step ({step:.3f}s)")
+    imp = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); import gar_tool; "
+                          "print(time.perf_counter()-t)"], capture_output=True, text=True, check=True)
+    print(f"import gar_tool: {float(imp.stdout):.3f}s")
+
+    print("\n| k | original-style (s) | ours (s) | speed-up |\n|---|---|---|---|")
+    for k, t_orig, t_ours, _, _ in rows:
+        print(f"| {k} | {t_orig:.1f} | {t_ours:.1f} | {t_orig / t_ours:.2f}x |")
+    print(f"| 8 region sets | sequential {t_seq:.1f} | batched {t_bat:.1f} | {t_seq / t_bat:.2f}x "
+          f"(decode phase {ds / db:.2f}x) |")
+    return 0
+
+
+def _phases(t: dict) -> str:
+    keys = ("vision", "context", "prefill", "decode")
+    return ", ".join(f"{k} {t.get(k, 0.0):.1f}s" for k in keys) + f", steps {int(t.get('decode_steps', 0))}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
