@@ -17,4 +17,4 @@ def test_episode_benchmark_tiny_preset_runs():
     assert any(line.startswith("| 3 |") for line in lines)
     assert any(line.startswith("8 region sets:") for line in lines)
     # every arm decoded the same number of tokens per question (end-of-turn ignored)
-    assert "steps 9" in out.stdout  # k=3 original-style: 3 questions x 3 tokens
+    assert "steps 6" in out.stdout  # k=3 original-style: 3 questions x (3 tokens - 1 from the prefill)
