@@ -61,6 +61,25 @@ def _finite(values: Iterable[float], what: str) -> list[float]:
     return out
 
 
+def validate_box(box: Any, image_size: Sequence[int], what: str = "box") -> tuple[float, float, float, float]:
+    """Check an ``(x1, y1, x2, y2)`` pixel box against an image of ``image_size = (H, W)``:
+    four finite numbers, ``x1 < x2``, ``y1 < y2``, inside ``[0, W] × [0, H]``."""
+    h, w = _check_size(image_size)
+    try:
+        values = list(box)
+    except TypeError:
+        raise RegionError(f"{what} must be [x1, y1, x2, y2], got {box!r}") from None
+    b = _finite(values, what)
+    if len(b) != 4:
+        raise RegionError(f"{what} must have 4 numbers (x1, y1, x2, y2), got {len(b)}")
+    x1, y1, x2, y2 = b
+    if not (x1 < x2 and y1 < y2):
+        raise RegionError(f"{what} {tuple(b)} is empty or inverted: need x1 < x2 and y1 < y2")
+    if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+        raise RegionError(f"{what} {tuple(b)} lies outside the image (width {w}, height {h})")
+    return x1, y1, x2, y2
+
+
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     """Box ``(x1, y1, x2, y2)`` of a non-empty bool mask, ``x2``/``y2`` exclusive (pixels)."""
     ys = np.flatnonzero(mask.any(axis=1))
@@ -175,14 +194,7 @@ class Region:
         the region is the box's rectangle (every pixel the box touches), ``source="box-rect"``.
         """
         h, w = _check_size(image_size)
-        b = _finite(box, "box")
-        if len(b) != 4:
-            raise RegionError(f"box must have 4 numbers (x1, y1, x2, y2), got {len(b)}")
-        x1, y1, x2, y2 = b
-        if not (x1 < x2 and y1 < y2):
-            raise RegionError(f"box {tuple(b)} is empty or inverted: need x1 < x2 and y1 < y2")
-        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
-            raise RegionError(f"box {tuple(b)} lies outside the image (width {w}, height {h})")
+        x1, y1, x2, y2 = b = list(validate_box(box, (h, w)))
         if segmenter is not None:
             return _segment_one(segmenter, image, dict(boxes=[b]), meta, "box")
         mask = np.zeros((h, w), dtype=bool)
@@ -334,4 +346,4 @@ class Regions(Sequence[Region]):
         return self._items[0].size if self._items else None
 
 
-__all__ = ["Region", "Regions", "Segmenter", "mask_box"]
+__all__ = ["Region", "Regions", "Segmenter", "mask_box", "validate_box"]

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import RegionError
 from ..images import ImageLike, load_image
-from ..regions import Region, Regions
+from ..regions import Region, Regions, validate_box
 from .defaults import DEFAULT_SEGMENTER
 from ..loading import pick_device, pick_dtype, quiet_transformers
 from .checkpoints import WEIGHT_FILES, load_pretrained, resolve_checkpoint
@@ -243,15 +243,7 @@ def _normalize_prompts(boxes: Any, points: Any, point_labels: Any, size: tuple[i
             raw = [raw]  # a single flat box
         box_list = []
         for i, b in enumerate(raw):
-            values = _numbers(b, f"boxes[{i}]")
-            if len(values) != 4:
-                raise RegionError(f"boxes[{i}] must be [x1, y1, x2, y2] (4 numbers), got {b!r}")
-            x1, y1, x2, y2 = values
-            if not (x1 < x2 and y1 < y2):
-                raise RegionError(f"boxes[{i}] = {[x1, y1, x2, y2]} is empty or inverted: need x1 < x2 and y1 < y2")
-            if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
-                raise RegionError(f"boxes[{i}] = {[x1, y1, x2, y2]} lies outside the image (width {w}, height {h})")
-            box_list.append((x1, y1, x2, y2))
+            box_list.append(validate_box(b, (h, w), f"boxes[{i}]"))
     pts_list: list[list[tuple[float, float]]] | None = None
     lab_list: list[list[int]] | None = None
     if points is not None:
