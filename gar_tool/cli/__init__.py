@@ -16,7 +16,7 @@ from typing import Sequence
 from ..errors import GARError, InputError
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
-COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd")
+COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    # Commands of other installed packages (``gar ask`` comes from ``agents``): entry points, so
+    # that gar_tool never imports them itself.
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="gar.commands"), key=lambda e: e.name):
+        ep.load()(sub)
     return parser
 
 

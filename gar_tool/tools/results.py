@@ -1,0 +1,113 @@
+"""What a tool call returns (:class:`ToolResult`) and the helpers that build it.
+
+A result has three views of one answer, for the three kinds of reader:
+
+* ``content`` — a short text for the LLM (ids, labels, boxes, the answer);
+* ``artifact`` — the pydantic output model (:mod:`gar_tool.tools.schemas`), with RLE masks, for
+  programs (HTTP JSON, MCP ``structuredContent``, LangChain artifacts);
+* ``overlay_png`` — the image with the regions drawn (one colour per region, legend lines such as
+  ``"r2 = <Prompt0>  a dog"``), for people; rendered on first access, then cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from typing import Any, Callable, Sequence
+
+from pydantic import BaseModel
+
+from ..regions import Region
+from ..rle import rle_encode
+from .schemas import RegionOut, RleMask
+
+
+def fmt_num(value: float) -> str:
+    """``3.0`` → ``"3"``, ``2.345`` → ``"2.35"`` (pixels and offsets in texts)."""
+    return f"{round(float(value), 2):g}"
+
+
+def fmt_box(box: Sequence[float]) -> str:
+    """``[x1, y1, x2, y2]`` as text."""
+    return "[" + ", ".join(fmt_num(v) for v in box) + "]"
+
+
+def region_out(region: Region) -> RegionOut:
+    """A stored region (``region.id`` set) → :class:`RegionOut` (box rounded to 0.01 px, RLE mask)."""
+    if region.id is None:
+        raise ValueError("region_out needs a stored region (with an id)")
+    return RegionOut(id=region.id, label=region.label,
+                     score=None if region.score is None else round(float(region.score), 4),
+                     box=[round(float(v), 2) for v in region.box], area=region.area, source=region.source,
+                     rle=RleMask(**rle_encode(region.mask)))
+
+
+def region_phrase(region: Region) -> str:
+    """``"r2 (a dog, 0.87, box [10, 20, 110, 220])"`` — a region as the LLM reads it."""
+    parts = [p for p in (region.label, None if region.score is None else f"score {region.score:.2f}") if p]
+    parts.append(f"box {fmt_box(region.box)}")
+    return f"{region.id} ({', '.join(parts)})"
+
+
+def render_overlay_png(image: Any, regions: Sequence[Region], legend: Sequence[str]) -> bytes:
+    """PNG bytes of :func:`gar_tool.overlay.draw_overlay` with one legend line per region."""
+    from ..overlay import draw_overlay
+
+    buf = io.BytesIO()
+    draw_overlay(image, list(regions), labels=list(legend)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class ToolResult:
+    """The result of one tool call (see module docstring).
+
+    Attributes:
+        tool: the tool name (``"gar_describe"``, ...).
+        content: text for the LLM.
+        artifact: the tool's pydantic output model.
+    """
+
+    def __init__(self, tool: str, content: str, artifact: BaseModel,
+                 overlay: Callable[[], bytes] | bytes | None = None) -> None:
+        self.tool = tool
+        self.content = content
+        self.artifact = artifact
+        self._overlay = overlay
+        self._lock = threading.Lock()
+
+    @property
+    def overlay_png(self) -> bytes | None:
+        """The overlay as PNG bytes (rendered once, on first access), or None."""
+        with self._lock:
+            if callable(self._overlay):
+                self._overlay = self._overlay()
+            return self._overlay
+
+    def structured(self) -> dict[str, Any]:
+        """The artifact as JSON-ready data (``model_dump(mode="json")``)."""
+        return self.artifact.model_dump(mode="json")
+
+    def to_dict(self, include_overlay: bool = False) -> dict[str, Any]:
+        """``{"tool", "content", "output"}`` (+ ``"overlay_png_base64"``): one JSON shape for HTTP."""
+        out: dict[str, Any] = {"tool": self.tool, "content": self.content, "output": self.structured()}
+        if include_overlay:
+            png = self.overlay_png
+            out["overlay_png_base64"] = None if png is None else base64.b64encode(png).decode("ascii")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ToolResult":
+        """Inverse of :meth:`to_dict` (validates ``output`` with the tool's output model)."""
+        from .specs import get_spec
+
+        spec = get_spec(data["tool"])
+        png = data.get("overlay_png_base64")
+        return cls(data["tool"], data["content"], spec.output_model.model_validate(data["output"]),
+                   base64.b64decode(png) if png else None)
+
+    def __repr__(self) -> str:
+        return f"ToolResult(tool={self.tool!r}, content={self.content[:60]!r}...)"
+
+
+__all__ = ["ToolResult", "region_out", "region_phrase", "render_overlay_png", "fmt_box", "fmt_num"]
