@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -73,10 +74,13 @@ class OpenAIStub:
         app = FastAPI()
 
         @app.post("/v1/chat/completions")
-        async def completions(request: Request) -> dict:
+        async def completions(request: Request):
             body = await request.json()
             self.requests.append(body)
-            reply = self.replies[min(len(self.requests), len(self.replies)) - 1](body)
+            try:
+                reply = self.replies[min(len(self.requests), len(self.replies)) - 1](body)
+            except Exception as exc:  # a scripted refusal: answer as OpenAI does, with a 400
+                return JSONResponse({"error": {"message": str(exc), "type": "invalid_request_error"}}, 400)
             return {"id": f"cmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
                     "model": body.get("model", "stub"),
                     "choices": [{"index": 0, "message": {"role": "assistant", **reply},
