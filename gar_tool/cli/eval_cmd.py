@@ -73,6 +73,11 @@ def register(subparsers: Any) -> None:
     r.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget (original: 1024)")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    a = r.add_argument_group("planner agent instead of GAR alone (GAR-Bench VQA)")
+    a.add_argument("--agent", metavar="SPEC", help="planner model: openai:MODEL, ollama:MODEL, "
+                   "anthropic:MODEL or hf:REPO_OR_DIR; the agent answers with the gar tools over --model")
+    a.add_argument("--agent-base-url", help="OpenAI-compatible server for an openai: agent")
+    a.add_argument("--agent-max-steps", type=int, default=6, help="tool steps per item (default 6)")
     r.set_defaults(func=run_command)
 
 
@@ -187,7 +192,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
     out = Path(args.out or f"{bench.name}-predictions.json")
     _check_data(bench, args.data)  # cheap checks before the model is loaded
+    if args.agent and bench.kind == "dlc":
+        raise InputError("--agent runs multiple-choice GAR-Bench items; DLC-Bench runs GAR alone")
     gar = load_gar(args.model, device=args.device, dtype=args.dtype, compat=args.compat)
+    if args.agent:
+        gar = load_agent_predictor(gar, args.agent, base_url=args.agent_base_url, max_steps=args.agent_max_steps)
     progress = not args.no_progress
     if bench.kind == "dlc":
         from ..evaluation.dlc_run import run_dlc
@@ -200,7 +209,8 @@ def run_command(args: argparse.Namespace) -> int:
         stats = run_gar_bench(gar, bench, args.data, out, limit=args.limit,
                               max_new_tokens=args.max_new_tokens,
                               oversized="pass" if args.compat == "original" else "chunk",
-                              model_name=args.model, show_progress=progress)
+                              model_name=args.model if not args.agent else f"{args.model} + agent {args.agent}",
+                              show_progress=progress)
     print(json.dumps(stats.as_dict(), indent=2) if args.json else "\n".join(stats.lines()))
     return 0
 
@@ -225,4 +235,14 @@ def load_gar(model: str, **kwargs: Any) -> Any:
     return GAR.from_pretrained(model, **kwargs)
 
 
-__all__ = ["register", "score_command", "run_command", "load_gar"]
+def load_agent_predictor(gar: Any, spec: str, **kwargs: Any) -> Any:
+    """The planner agent as a predictor, from the ``gar.predictors`` entry point (``agents``)."""
+    from importlib.metadata import entry_points
+
+    eps = [ep for ep in entry_points(group="gar.predictors") if ep.name == "planner"]
+    if not eps:
+        raise GARError("--agent needs the agents package installed (entry point gar.predictors:planner)")
+    return eps[0].load()(gar, spec, **kwargs)
+
+
+__all__ = ["register", "score_command", "run_command", "load_gar", "load_agent_predictor"]
