@@ -86,6 +86,8 @@ def test_console_script_runs_out_of_process(fixture_ckpt, bench_item):
     assert bad.returncode == 2 and "required" in bad.stderr
     ok = subprocess.run(gar + ["describe", str(bench_item[0]), "--region", "points:50,60;80,90",
                                "--model", str(fixture_ckpt), "--max-new-tokens", "2", "--json"],
-                        capture_output=True, text=True, env=env, cwd=REPO)
+                        capture_output=True, text=True, env=env, cwd=REPO, stdin=subprocess.DEVNULL, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["regions"][0]["source"] == "points-disc"
+    # config.json has an auto_map: loading must not ask about remote code (stdin is closed here)
+    assert "trust_remote_code" not in ok.stderr and "custom code" not in ok.stderr
