@@ -114,6 +114,22 @@ def load_pretrained(loader: Callable[..., T], directory: Path, *, what: str, **k
         raise ModelError(f"{what} in {str(directory)!r} cannot be loaded: {_one_line(exc)}") from None
 
 
+def load_model_and_processor(model_loader: Callable[..., Any], processor_loader: Callable[..., Any],
+                             spec: Any, device: Any, dtype: Any, *, what: str, option: str, model_type: str,
+                             files: Sequence[Sequence[str]], extra: Sequence[str] = ()) -> tuple[Any, Any, Any, Any]:
+    """Resolve ``spec`` (directory or hub id) and load ``(model, processor, device, dtype)`` from it
+    (safetensors only; the model in ``dtype`` on ``device``, in eval mode)."""
+    from ..loading import pick_device, pick_dtype, quiet_transformers
+
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    directory = resolve_checkpoint(spec, what=what, option=option, model_type=model_type, files=files, extra=extra)
+    with quiet_transformers():
+        processor = load_pretrained(processor_loader, directory, what=what)
+        model = load_pretrained(model_loader, directory, what=what, use_safetensors=True, dtype=dt)
+    return model.to(dev).eval(), processor, dev, dt
+
+
 def _check_dir(path: Path, what: str, model_type: str | None, files: Sequence[Sequence[str]]) -> None:
     if (path / "config.json").is_file():  # a checkpoint of another kind: say so before listing files
         _check_model_type(path / "config.json", model_type, what)

@@ -18,8 +18,7 @@ from ..errors import InputError
 from ..images import ImageLike, load_image
 from ..regions import Region, Regions
 from .defaults import DEFAULT_DETECTOR
-from ..loading import pick_device, pick_dtype, quiet_transformers
-from .checkpoints import WEIGHT_FILES, load_pretrained, resolve_checkpoint
+from .checkpoints import WEIGHT_FILES, load_model_and_processor
 from .phrases import build_prompt, chunk_phrases, parse_phrases, token_phrase_index
 from .postprocess import Detections, decode_detections, nms_per_label
 from .sam import SamSegmenter, load_segmenter
@@ -81,17 +80,12 @@ class GroundingDetector:
         """
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        dev = pick_device(device)
-        dt = pick_dtype(dtype, dev)
-        what = "Grounding DINO detector"
-        directory = resolve_checkpoint(detector, what=what, option="detector=DIR / --detector DIR",
-                                       model_type="grounding-dino", files=_FILES, extra=_EXTRA)
-        with quiet_transformers():
-            processor = load_pretrained(AutoProcessor.from_pretrained, directory, what=what)
-            model = load_pretrained(AutoModelForZeroShotObjectDetection.from_pretrained, directory, what=what,
-                                    use_safetensors=True, dtype=dt)
+        model, processor, dev, dt = load_model_and_processor(
+            AutoModelForZeroShotObjectDetection.from_pretrained, AutoProcessor.from_pretrained, detector, device,
+            dtype, what="Grounding DINO detector", option="detector=DIR / --detector DIR",
+            model_type="grounding-dino", files=_FILES, extra=_EXTRA)
         seg = load_segmenter(segmenter, device=dev, dtype=dt)
-        return cls(model.to(dev).eval(), processor, segmenter=seg, device=dev, dtype=dt, **kwargs)
+        return cls(model, processor, segmenter=seg, device=dev, dtype=dt, **kwargs)
 
     @property
     def max_text_len(self) -> int:

@@ -27,8 +27,7 @@ from ..errors import RegionError
 from ..images import ImageLike, load_image
 from ..regions import Region, Regions, validate_box
 from .defaults import DEFAULT_SEGMENTER
-from ..loading import pick_device, pick_dtype, quiet_transformers
-from .checkpoints import WEIGHT_FILES, load_pretrained, resolve_checkpoint
+from .checkpoints import WEIGHT_FILES, load_model_and_processor
 
 #: Spellings of "no segmenter" / "the default segmenter" accepted by :func:`load_segmenter`.
 NO_SEGMENTER = ("", "none", "off", "no", "false")
@@ -97,15 +96,11 @@ class SamSegmenter:
         """
         from transformers import SamModel, SamProcessor
 
-        dev = pick_device(device)
-        dt = pick_dtype(dtype, dev)
-        what = "SAM segmenter"
-        directory = resolve_checkpoint(model, what=what, option="segmenter=DIR / --segmenter DIR, or --segmenter none",
-                                       model_type="sam", files=_FILES, extra=_EXTRA)
-        with quiet_transformers():
-            processor = load_pretrained(SamProcessor.from_pretrained, directory, what=what)
-            net = load_pretrained(SamModel.from_pretrained, directory, what=what, use_safetensors=True, dtype=dt)
-        return cls(net.to(dev).eval(), processor, device=dev, dtype=dt, **kwargs)
+        net, processor, dev, dt = load_model_and_processor(
+            SamModel.from_pretrained, SamProcessor.from_pretrained, model, device, dtype, what="SAM segmenter",
+            option="segmenter=DIR / --segmenter DIR, or --segmenter none", model_type="sam", files=_FILES,
+            extra=_EXTRA)
+        return cls(net, processor, device=dev, dtype=dt, **kwargs)
 
     # ------------------------------------------------------------------ image embedding
     def set_image(self, image: ImageLike) -> str:
