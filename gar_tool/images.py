@@ -39,7 +39,9 @@ def _open_encoded(data: bytes, what: str) -> Image.Image:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return _finish(img, what)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise InputError(f"{what}: not a readable image (unknown or unsupported format)") from None
+    except (OSError, Image.DecompressionBombError) as exc:
         raise InputError(f"{what}: not a readable image ({exc})") from None
 
 

@@ -132,7 +132,13 @@ def _score_captions(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, s
 
 
 def _score_dlc(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
-    from ..evaluation.dlc_bench import format_dlc, load_dlc, load_dlc_judged, load_dlc_predictions, summarize_dlc
+    from ..evaluation.dlc_bench import (
+        format_dlc,
+        load_dlc,
+        load_dlc_judged,
+        load_dlc_predictions,
+        summarize_dlc,
+    )
 
     data = load_dlc(args.data) if args.data else None
     keys = list(data.qa) if data is not None else None

@@ -131,6 +131,11 @@ class ImageResolver:
             return self._store(payload, "base64 image")
         return self._store(self._read_path(text), f"image file {text!r}")
 
+    def store_bytes(self, data: bytes, what: str = "uploaded image") -> StoredImage:
+        """Decode encoded image bytes (an upload) under the same byte / pixel limits as tool
+        inputs and put the image in the session store."""
+        return self._store(data, what)
+
     # ------------------------------------------------------------------ decoding
     def _store(self, data: bytes, what: str) -> StoredImage:
         cfg = self.config
@@ -141,7 +146,9 @@ class ImageResolver:
                 w, h = probe.size
         except Image.DecompressionBombError as exc:
             raise ToolInputError(f"{what} is too large to decode ({exc})") from None
-        except (UnidentifiedImageError, OSError) as exc:
+        except UnidentifiedImageError:
+            raise ToolInputError(f"{what} is not a readable image (unknown or unsupported format)") from None
+        except OSError as exc:
             raise ToolInputError(f"{what} is not a readable image ({exc})") from None
         if w * h > cfg.max_pixels:
             raise ToolInputError(f"{what} has {w}x{h} = {w * h} pixels, more than the limit of "

@@ -1,0 +1,54 @@
+"""``gar serve``: the HTTP API (FastAPI + uvicorn) over the gar tools.
+
+Models load once at start-up; GAR calls of concurrent requests are micro-batched
+(``--max-batch``, ``--batch-wait-ms``). Endpoints, errors and status codes:
+:mod:`gar_tool.server.http` (and ``/docs`` on the running server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from .argtypes import positive_float as _positive_float
+from .server_options import add_network_options, add_toolkit_options
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` sub-command."""
+    p = subparsers.add_parser(
+        "serve", help="serve the gar tools over HTTP (FastAPI; docs at /docs)",
+        description="Serve gar_describe, gar_relate, gar_ground and gar_measure over HTTP: POST /v1/describe, "
+                    "/v1/relate, /v1/ground, /v1/measure, /v1/images (upload); GET /health; docs at /docs.")
+    add_network_options(p)
+    add_toolkit_options(p)
+    p.add_argument("--max-request-mb", type=_positive_float, default=40.0, metavar="N",
+                   help="largest request body in MiB (default 40; a 25 MiB image as base64 is ~34)")
+    p.add_argument("--retry-after", type=int, default=1, metavar="S",
+                   help="Retry-After seconds of a 429 answer when --max-concurrency is reached (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from .server_options import setup_logging, toolkit_from_args
+
+    if args.retry_after < 1:
+        raise InputError(f"--retry-after must be >= 1 second, got {args.retry_after}")
+    setup_logging(args.log_level)
+    toolkit, names = toolkit_from_args(args)
+    logging.getLogger("gar_tool.server.http").info("serving %s", ", ".join(toolkit.available_tools()))
+    try:
+        from ..server.http import create_app, serve
+
+        app = create_app(toolkit, max_request_bytes=int(args.max_request_mb * (1 << 20)),
+                         max_concurrency=args.max_concurrency, retry_after=args.retry_after, model_names=names)
+        serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if toolkit.batcher is not None:
+            toolkit.batcher.close()
+    return 0
+
+
+__all__ = ["register", "run"]
