@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ks", default="1,3,8", help="episode lengths")
+    p.add_argument("--parts", default="episode,sets,roi", help="which measurements (comma list)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -107,8 +108,9 @@ def main(argv=None) -> int:
         samples = [gar._sample(i, r, q) for i, r, q in zip(images, regions, questions)]
         return gar._generate(samples, None, DecodeOptions(ignore_eos=True, **opts))
 
+    parts = set(args.parts.split(","))
     rows = []
-    for k in ks:
+    for k in (ks if "episode" in parts else []):
         plain = GAR(model, processor, cache=CacheConfig.disabled())
         t_orig = sum(timed(lambda q=q: run(plain, [img], [sets[0]], [q]))[0] for q in QUESTIONS[:k])
         ours = GAR(model, processor)
@@ -123,7 +125,25 @@ def main(argv=None) -> int:
               f"(first {t_first:.1f}s + {k - 1} batched {t_rest:.1f}s) | speed-up {t_orig / t_ours:5.2f}x")
         print(f"    phases original-style: {_phases(ph)}\n    phases ours:           {_phases(po)}")
 
-    # 8 different region sets: batched vs sequential (caches on for both; fresh each).
+    t_seq = t_bat = ds = db = float("nan")
+    if "sets" in parts:
+        t_seq, t_bat, ds, db = region_sets(model, processor, img, sets, run)
+    if "roi" in parts:
+        roi_and_import(model, processor, img, sets, rows)
+
+    print("\n| k | original-style (s) | ours (s) | speed-up |\n|---|---|---|---|")
+    for k, t_orig, t_ours, _, _ in rows:
+        print(f"| {k} | {t_orig:.1f} | {t_ours:.1f} | {t_orig / t_ours:.2f}x |")
+    if "sets" in parts:
+        print(f"| 8 region sets | sequential {t_seq:.1f} | batched {t_bat:.1f} | {t_seq / t_bat:.2f}x "
+              f"(decode phase {ds / db:.2f}x) |")
+    return 0
+
+
+def region_sets(model, processor, img, sets, run):
+    """8 different region sets on one image: one batched call vs 8 sequential calls."""
+    from gar_tool.predictor import GAR
+
     seq = GAR(model, processor)
     t_seq = sum(timed(lambda s=s: run(seq, [img], [s], [QUESTIONS[0]]))[0] for s in sets)
     bat = GAR(model, processor)
@@ -132,26 +152,31 @@ def main(argv=None) -> int:
     print(f"8 region sets: sequential {t_seq:.1f}s, batched {t_bat:.1f}s (whole request {t_seq / t_bat:.2f}x); "
           f"decode phase {ds:.1f}s vs {db:.1f}s ({ds / db:.2f}x)")
     print(f"    phases sequential: {_phases(seq.engine.timings)}\n    phases batched:    {_phases(bat.engine.timings)}")
+    return t_seq, t_bat, ds, db
 
-    # RoI replay vs one decode step (batch 1).
+
+def roi_and_import(model, processor, img, sets, rows):
+    """RoI replay (both regions of one request) vs one batch-1 decode step; import time."""
+    from gar_tool.predictor import GAR
+
     g = GAR(model, processor)
     inp = g.inputs(img, sets[0], QUESTIONS[0])
     feats = model.encode_images(inp.pixel_values, inp.label_tiles)
     idx = torch.zeros(len(inp.replay_token_ids), dtype=torch.long)
     reps = 20
     t_roi = timed(lambda: [model.roi_features([feats], [inp.grid], inp.replay_boxes, idx) for _ in range(reps)])[0] / reps
-    step = rows[0][4]["decode"] / max(rows[0][4]["decode_steps"], 1)
+    if rows:
+        step = rows[0][4]["decode"] / max(rows[0][4]["decode_steps"], 1)
+    else:  # measure one batch-1 decode step here
+        from gar_tool.generation import DecodeOptions
+
+        g.engine.timings.clear()
+        g._generate([g._sample(img, sets[0], QUESTIONS[0])], None, DecodeOptions(max_new_tokens=9, ignore_eos=True))
+        step = g.engine.timings["decode"] / g.engine.timings["decode_steps"]
     print(f"RoI replay (2 regions): {t_roi * 1e3:.2f} ms = {100 * t_roi / step:.3f}% of a decode step ({step:.3f}s)")
     imp = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); import gar_tool; "
                           "print(time.perf_counter()-t)"], capture_output=True, text=True, check=True)
     print(f"import gar_tool: {float(imp.stdout):.3f}s")
-
-    print("\n| k | original-style (s) | ours (s) | speed-up |\n|---|---|---|---|")
-    for k, t_orig, t_ours, _, _ in rows:
-        print(f"| {k} | {t_orig:.1f} | {t_ours:.1f} | {t_orig / t_ours:.2f}x |")
-    print(f"| 8 region sets | sequential {t_seq:.1f} | batched {t_bat:.1f} | {t_seq / t_bat:.2f}x "
-          f"(decode phase {ds / db:.2f}x) |")
-    return 0
 
 
 def _phases(t: dict) -> str:

@@ -162,18 +162,32 @@ class InferenceEngine:
                  stop_ids: set[int], keep_logits: bool = False) -> tuple[DecodeResult, list[int]]:
         with self._timed("preprocess"):
             preps = [self.prepare(s, compat) for s in samples]
-        with self._timed("vision"):
-            feats = self.vision_features(preps)
-        with self._timed("replay"):
-            embeds = self._embeds(preps, feats)
         lengths = [len(p.inputs.input_ids) for p in preps]
         pad = self.processor.vocab.pad_id
         if not self.split_context:
+            with self._timed("vision"):
+                feats = self.vision_features(preps)
+            with self._timed("replay"):
+                embeds = self._embeds(preps, feats)
             e, mask = _left_pad(embeds, self.model.device)
             res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits, timings=self.timings)
             return res, lengths
+        # Samples whose context KV is cached need neither vision features nor replays: only the
+        # embeddings of their own suffix tokens.
+        cached = {p.context_key: kv for p in preps if (kv := self.contexts.get(p.context_key)) is not None}
+        todo = [p for p in preps if p.context_key not in cached]
+        with self._timed("vision"):
+            feats = self.vision_features(todo) if todo else []
+        with self._timed("replay"):
+            full = dict(zip((id(p) for p in todo), self._embeds(todo, feats))) if todo else {}
+            embed = self.model.mllm.get_input_embeddings()
+            embeds = [full[id(p)] if id(p) in full else
+                      _suffix_only(embed, p.inputs.input_ids.to(self.model.device), p.context_len) for p in preps]
         with self._timed("context"):
-            contexts = [self._context(p, e) for p, e in zip(preps, embeds)]
+            for p, e in zip(preps, embeds):  # one prefill per distinct uncached context
+                if p.context_key not in cached:
+                    cached[p.context_key] = self._context(p, e)
+            contexts = [cached[p.context_key] for p in preps]
             e, mask, pos, past = self._stack(preps, embeds, contexts)
         res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits, past_key_values=past,
                      position_ids=pos, timings=self.timings)
@@ -190,10 +204,8 @@ class InferenceEngine:
             self.timings[phase] = self.timings.get(phase, 0.0) + _now(self.model.device) - t0
 
     def _context(self, prep: _Prepared, embeds: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """KV tensors ``[(k, v)]`` per layer, each ``(1, kv_heads, C, d)``, of the sample's context."""
-        kv = self.contexts.get(prep.context_key)
-        if kv is not None:
-            return kv
+        """Prefill the sample's context (not cached yet) → KV tensors ``[(k, v)]`` per layer, each
+        ``(1, kv_heads, C, d)``, and cache them."""
         c = prep.context_len
         mask = torch.ones((1, c), dtype=torch.long, device=embeds.device)
         _, past = self.model.language_model(embeds[:c].unsqueeze(0), mask, positions_from_mask(mask))
@@ -234,6 +246,16 @@ class InferenceEngine:
                 v[b, :, P - ctx[b]:] = vb[0]
             layers.append((k, v))
         return x, mask, pos, DynamicCache(ddp_cache_data=layers)
+
+
+def _suffix_only(embed: Any, ids: torch.Tensor, context_len: int) -> torch.Tensor:
+    """``(L, H)`` embeddings whose context rows are placeholders (zeros): only rows from
+    ``context_len`` on are read when the context comes from the KV cache."""
+    with torch.no_grad():
+        suffix = embed(ids[context_len:])
+    out = suffix.new_zeros((len(ids), suffix.shape[-1]))
+    out[context_len:] = suffix
+    return out
 
 
 def _left_pad(embeds: Sequence[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,7 +37,8 @@ def test_follow_up_questions_hit_the_caches(pair):
         assert cached.relate(IMG_A, RA, q, max_new_tokens=5).token_ids == \
             plain.relate(IMG_A, RA, q, max_new_tokens=5).token_ids
     eng = cached.engine
-    assert eng.vision.stats.misses == 1 and eng.vision.stats.hits == 2
+    # follow-ups find their context KV cached: no vision pass, no replay, only their own tokens
+    assert eng.vision.stats.misses == 1 and eng.vision.stats.hits == 0
     assert eng.contexts.stats.misses == 1 and eng.contexts.stats.hits == 2
     assert eng.tiles.stats.hits == 2
     assert len(plain.engine.vision) == 0 and len(plain.engine.contexts) == 0
@@ -95,3 +96,13 @@ def test_caches_are_bounded(tiny_gar):
     eng = small.engine
     assert len(eng.vision) == 2 and len(eng.contexts) == 2 and eng.vision.stats.evictions == 2
     assert eng.tiles.bytes <= 1 << 20
+
+
+def test_mixed_batch_of_cached_and_new_contexts(pair):
+    cached, plain = pair
+    cached.relate(IMG_A, RA, QS[0], max_new_tokens=1)  # context of (IMG_A, RA) now cached
+    batch = cached.relate([IMG_A, IMG_B, IMG_A], [RA, RB, RA], [QS[1], QS[2], QS[2]], max_new_tokens=5)
+    singles = [plain.relate(i, r, q, max_new_tokens=5) for i, r, q in
+               [(IMG_A, RA, QS[1]), (IMG_B, RB, QS[2]), (IMG_A, RA, QS[2])]]
+    assert _tokens(batch) == _tokens(singles)
+    assert cached.engine.vision.stats.misses == 2  # IMG_A once (first call), IMG_B once; no re-encode
