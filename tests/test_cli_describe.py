@@ -11,6 +11,7 @@ import pytest
 
 from conftest import FIXTURE, GAR_BENCH, REPO, need_shared
 from gar_tool.cli import main
+from grounding_fixtures import tiny_sam_dir  # noqa: F401  (session fixture)
 
 
 def _vqa_item(image_name):
@@ -91,3 +92,16 @@ def test_console_script_runs_out_of_process(fixture_ckpt, bench_item):
     assert json.loads(ok.stdout)["regions"][0]["source"] == "points-disc"
     # config.json has an auto_map: loading must not ask about remote code (stdin is closed here)
     assert "trust_remote_code" not in ok.stderr and "custom code" not in ok.stderr
+
+
+def test_segmenter_turns_box_and_point_specs_into_masks(capsys, fixture_ckpt, bench_item, tiny_sam_dir):  # noqa: F811
+    image = str(bench_item[0])
+    code = main(["relate", image, "Is <Prompt0> near <Prompt1>?", "--region", "box:20,30,200,160",
+                 "--region", "points:300,200", "--segmenter", str(tiny_sam_dir), "--model", str(fixture_ckpt),
+                 "--max-new-tokens", "2", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    # SAM masks (or, if the random SAM returns an empty mask, the flagged rectangle / disc fallback)
+    assert [r["source"] for r in out["regions"]][0] in ("sam", "box-rect")
+    assert out["regions"][1]["source"] in ("sam", "points-disc")
+    assert any(r["source"] == "sam" for r in out["regions"])
