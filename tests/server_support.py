@@ -97,3 +97,13 @@ class LiveServer:
         self.deadline.cancel()
         self.thread.join(timeout=15)
         self.sock.close()
+
+@pytest.fixture(scope="module")
+def real_kit(tiny_gar, tiny_dino_dir):
+    """A toolkit over the tiny GAR + tiny Grounding DINO that may read the shared GAR-Bench images."""
+    from gar_tool.tools import ImageInputConfig
+
+    path, _ = bench_item()
+    kit = tiny_toolkit(tiny_gar, tiny_dino_dir, inputs=ImageInputConfig(allowed_roots=[path.parent]))
+    yield kit
+    kit.batcher.close()

@@ -19,7 +19,7 @@ from gar_tool.server.http import create_app
 from gar_tool.tools import GARToolkit, ImageInputConfig
 from gar_tool.tools.specs import input_schema
 from grounding_fixtures import tiny_dino_dir  # noqa: F401  (session fixture)
-from server_support import LiveServer, SlowGAR, bench_item, tiny_toolkit
+from server_support import LiveServer, SlowGAR, bench_item, real_kit, tiny_toolkit  # noqa: F401  (fixture)
 from tools_support import FakeDetector, FakeGAR, b64, png_bytes, rgb
 
 ARR = rgb(60, 80, 3)
@@ -41,12 +41,6 @@ def fake_kit(**kw) -> GARToolkit:
     return GARToolkit(**kw)
 
 
-@pytest.fixture(scope="module")
-def real_kit(tiny_gar, tiny_dino_dir):  # noqa: F811
-    path, _ = bench_item()
-    kit = tiny_toolkit(tiny_gar, tiny_dino_dir, inputs=ImageInputConfig(allowed_roots=[path.parent]))
-    yield kit
-    kit.batcher.close()
 
 
 def png_of(b64_text: str) -> Image.Image:

@@ -19,19 +19,13 @@ from gar_tool.rle import rle_decode
 from gar_tool.server.mcp import create_server, http_app
 from gar_tool.tools import GARToolkit, ImageInputConfig, mcp_tools
 from grounding_fixtures import tiny_dino_dir  # noqa: F401  (session fixture)
-from server_support import LiveServer, bench_item, tiny_toolkit
+from server_support import LiveServer, bench_item, real_kit, tiny_toolkit  # noqa: F401  (fixture)
 from tools_support import FakeGAR, b64, png_bytes, rgb
 
 IMAGE = b64(png_bytes(rgb(60, 80, 4)))
 ALL = ["gar_describe", "gar_relate", "gar_ground", "gar_measure"]
 
 
-@pytest.fixture(scope="module")
-def real_kit(tiny_gar, tiny_dino_dir):  # noqa: F811
-    path, _ = bench_item()
-    kit = tiny_toolkit(tiny_gar, tiny_dino_dir, inputs=ImageInputConfig(allowed_roots=[path.parent]))
-    yield kit
-    kit.batcher.close()
 
 
 def session(server, **kw):
