@@ -182,8 +182,22 @@ class GARModel(nn.Module):
     @torch.no_grad()
     def language_model(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                        position_ids: torch.Tensor, past_key_values=None, logits_to_keep: int = 1):
-        """One LLM pass → ``(logits (B, logits_to_keep, V) float32, past_key_values)``."""
-        out = self.mllm.model.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+        """One LLM pass → ``(logits (B, logits_to_keep, V) float32, past_key_values)``.
+
+        ``attention_mask`` ``(B, P + S)`` (1 = real token, any padding pattern) is turned into an
+        explicit ``(B, 1, S, P + S)`` boolean mask: causal within the new tokens, padding masked.
+        Passing it explicitly also keeps transformers from dropping an all-ones mask, which on CPU
+        sends batched single-token decoding to a several-times slower SDPA kernel.
+        """
+        q_len, kv_len = inputs_embeds.shape[1], attention_mask.shape[1]
+        cols = torch.arange(kv_len, device=attention_mask.device)
+        rows = torch.arange(kv_len - q_len, kv_len, device=attention_mask.device)
+        causal = cols[None, :] <= rows[:, None]  # (S, P + S)
+        mask4d = causal[None, None] & attention_mask[:, None, None, :].bool()
+        # Padding queries see only themselves: no all-masked row (softmax over nothing gives NaN,
+        # which would reach the real tokens through the padding rows' keys and values).
+        mask4d = mask4d | (cols[None, :] == rows[:, None])[None, None]
+        out = self.mllm.model.language_model(inputs_embeds=inputs_embeds, attention_mask=mask4d,
                                              position_ids=position_ids, past_key_values=past_key_values,
                                              use_cache=True, return_dict=True)
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state

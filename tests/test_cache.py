@@ -106,3 +106,13 @@ def test_mixed_batch_of_cached_and_new_contexts(pair):
                [(IMG_A, RA, QS[1]), (IMG_B, RB, QS[2]), (IMG_A, RA, QS[2])]]
     assert _tokens(batch) == _tokens(singles)
     assert cached.engine.vision.stats.misses == 2  # IMG_A once (first call), IMG_B once; no re-encode
+
+
+def test_uncached_batches_with_left_padding_equal_singles(pair):
+    """The original-style path pads shorter prompts on the left; padding must not leak (no NaN)."""
+    _, plain = pair
+    batch = plain.relate([IMG_A, IMG_B], [RA, RB], [QS[0], QS[1] + " Answer in detail, please."], max_new_tokens=5)
+    singles = [plain.relate(IMG_A, RA, QS[0], max_new_tokens=5),
+               plain.relate(IMG_B, RB, QS[1] + " Answer in detail, please.", max_new_tokens=5)]
+    assert batch[0].prompt_tokens != batch[1].prompt_tokens
+    assert _tokens(batch) == _tokens(singles)
