@@ -3,7 +3,6 @@ the result object returned to callers."""
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -119,13 +118,4 @@ class PlannerResult:
             f.write(self.overlay_png)
 
 
-def render_overlay(image: Any, regions: list[Any], legend: list[str]) -> bytes:
-    """PNG bytes of ``image`` with ``regions`` drawn (distinct colours, legend below)."""
-    from gar_tool.overlay import draw_overlay
-
-    buf = io.BytesIO()
-    draw_overlay(image, regions, labels=legend).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-__all__ = ["Step", "GARExchange", "Evidence", "PlannerResult", "cited_ids", "render_overlay", "REGION_ID"]
+__all__ = ["Step", "GARExchange", "Evidence", "PlannerResult", "cited_ids", "REGION_ID"]

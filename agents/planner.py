@@ -36,8 +36,9 @@ from langgraph.graph.message import add_messages
 from gar_tool.errors import GARError, InputError
 from gar_tool.images import load_image
 from gar_tool.prompt_files import load_prompt
+from gar_tool.tools.results import render_overlay_png
 
-from .evidence import Evidence, PlannerResult, Step, cited_ids, render_overlay
+from .evidence import Evidence, PlannerResult, Step, cited_ids
 from .models import DEFAULT_PLANNER, make_chat_model
 
 #: Detections scoring below this are flagged as doubtful in the planner's observation.
@@ -215,7 +216,7 @@ class Planner:
                 continue
             info = run.evidence.regions[rid]
             legend.append(f"{rid}  {info.get('label') or ''}".strip())
-        png = render_overlay(image, regions, legend) if regions else None
+        png = render_overlay_png(image, regions, legend) if regions else None
         return PlannerResult(question, answer, run.image_id, run.evidence, run.steps, stopped, cited,
                              invented, png)
 

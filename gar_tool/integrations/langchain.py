@@ -23,19 +23,11 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import ValidationError
 
 from ..tools.core import GARToolkit
-from ..tools.errors import ToolError, ToolInputError, as_tool_error, format_validation_error
+from ..tools.errors import FINAL_HINT, RETRY_HINT, agent_error_text, as_tool_error, format_validation_error
 from ..tools.specs import get_spec
 
-RETRY_HINT = "Fix the arguments and call the tool again."
-FINAL_HINT = "Retrying will not help; continue without this tool."
-
-
-def error_text(err: ToolError) -> str:
-    """What the agent reads for a failed call: the reason plus whether retrying can help."""
-    message = err.message.rstrip()
-    if not message.endswith((".", "!", "?")):
-        message += "."
-    return f"Error: {message} {RETRY_HINT if isinstance(err, ToolInputError) else FINAL_HINT}"
+#: The adapter-independent text of a failed call (kept under this module's historical name).
+error_text = agent_error_text
 
 
 def _validation_text(tool: str, exc: ValidationError) -> str:
@@ -88,4 +80,4 @@ def get_tools(toolkit: GARToolkit | None = None, *, gar: Any = None, detector: A
     return tools
 
 
-__all__ = ["GARTool", "get_tools", "error_text"]
+__all__ = ["GARTool", "get_tools", "error_text", "RETRY_HINT", "FINAL_HINT"]

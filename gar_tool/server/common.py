@@ -17,20 +17,8 @@ from typing import Any, Sequence
 
 from ..errors import InputError
 from ..tools.core import GARToolkit
-from ..tools.errors import ToolError, ToolInputError
+from ..tools.errors import FINAL_HINT, RETRY_HINT, agent_error_text  # noqa: F401  (re-exported)
 from ..tools.inputs import ImageInputConfig
-
-RETRY_HINT = "Fix the arguments and call the tool again."
-FINAL_HINT = "Retrying will not help; continue without this tool."
-
-
-def agent_error_text(err: ToolError) -> str:
-    """``"Error: <reason>. <whether retrying can help>"`` for a failed tool call."""
-    message = err.message.rstrip()
-    if not message.endswith((".", "!", "?")):
-        message += "."
-    return f"Error: {message} {RETRY_HINT if isinstance(err, ToolInputError) else FINAL_HINT}"
-
 
 def with_batcher(toolkit: GARToolkit, max_batch: int = 8, max_wait: float = 0.01) -> GARToolkit:
     """A toolkit sharing ``toolkit``'s components, store and input rules whose GAR calls go through

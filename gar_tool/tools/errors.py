@@ -94,4 +94,17 @@ def as_tool_error(exc: BaseException, tool: str | None = None) -> ToolError:
     return err
 
 
-__all__ = ["ToolError", "ToolInputError", "ToolFailure", "as_tool_error", "format_validation_error"]
+
+#: Endings of the text an agent reads for a failed call (every adapter uses :func:`agent_error_text`).
+RETRY_HINT = "Fix the arguments and call the tool again."
+FINAL_HINT = "Retrying will not help; continue without this tool."
+
+
+def agent_error_text(err: ToolError) -> str:
+    """``"Error: <reason>. <whether retrying can help>"``: what an agent reads for a failed call."""
+    message = err.message.rstrip()
+    if not message.endswith((".", "!", "?")):
+        message += "."
+    return f"Error: {message} {RETRY_HINT if isinstance(err, ToolInputError) else FINAL_HINT}"
+
+__all__ = ["RETRY_HINT", "FINAL_HINT", "agent_error_text", "ToolError", "ToolInputError", "ToolFailure", "as_tool_error", "format_validation_error"]
