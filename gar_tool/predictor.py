@@ -24,8 +24,7 @@ from .generation import DecodeOptions
 from .images import load_image
 from .processing import GARInputs, GARProcessor
 from .processing.prompts import Compat, check_mode
-from .region_specs import coerce_region, coerce_regions
-from .regions import Regions
+from .region_specs import coerce_regions
 
 DEFAULT_MODEL = "HaochenWang/GAR-1B"
 
@@ -107,11 +106,7 @@ class GAR:
         opts = DecodeOptions(max_new_tokens, do_sample, temperature, top_p, seed)
         images, batched = self._listify(image)
         regions = self._broadcast(region, len(images), batched, "region")
-        samples = []
-        for img, reg in zip(images, regions):
-            pil = load_image(img)
-            samples.append(Sample(pil, Regions([coerce_region(reg, (pil.height, pil.width))]),
-                                   None, instruction))
+        samples = [self._sample(img, [reg], None, instruction) for img, reg in zip(images, regions)]
         out = self._generate(samples, compat, opts)
         return out if batched else out[0]
 
@@ -136,17 +131,15 @@ class GAR:
     def next_token_logits(self, image: Any, regions: Any, question: str | None = None, *,
                           compat: Compat | None = None) -> torch.Tensor:
         """``(V,)`` float32 logits of the first answer token (``question=None``: describe prompt)."""
-        pil = load_image(image)
-        regs = coerce_regions(regions, (pil.height, pil.width))
-        self._generate([Sample(pil, regs, question)], compat, DecodeOptions(max_new_tokens=1), keep_logits=True)
-        return self.last_step_logits[0][0]
+        _, step_logits = self._run([self._sample(image, regions, question)], compat,
+                                   DecodeOptions(max_new_tokens=1), keep_logits=True)
+        return step_logits[0][0]
 
     def inputs(self, image: Any, regions: Any, question: str | None = None, *,
                compat: Compat | None = None) -> GARInputs:
         """The preprocessed inputs of one sample (for inspection and tests)."""
-        pil = load_image(image)
-        regs = coerce_regions(regions, (pil.height, pil.width))
-        return self.processor(pil, regs, question, self._mode(compat))
+        sample = self._sample(image, regions, question)
+        return self.processor(sample.image, sample.regions, question, self._mode(compat))
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -177,14 +170,22 @@ class GAR:
             raise InputError(f"batch of {n} images needs {n} {what}, got {got}")
         return list(value)
 
-    def _generate(self, samples: list[Sample], compat: Compat | None, opts: DecodeOptions,
-                  keep_logits: bool = False) -> list[GARAnswer]:
+    def _run(self, samples: list[Sample], compat: Compat | None, opts: DecodeOptions,
+             keep_logits: bool = False) -> tuple[list[GARAnswer], list[torch.Tensor]]:
+        """Answers, and the per-step ``(B, V)`` logits when ``keep_logits`` (else an empty list)."""
         vocab = self.processor.vocab
         with self._lock, torch.no_grad():
             res, lengths = self.engine.generate(samples, self._mode(compat), opts, {vocab.eos_id}, keep_logits)
-        self.last_step_logits = res.step_logits if keep_logits else None
-        return [GARAnswer(self._decode_text(ids), ids, reason, n)
-                for ids, reason, n in zip(res.token_ids, res.finish_reasons, lengths)]
+            if keep_logits:  # set under the lock: concurrent calls never see another call's logits
+                self.last_step_logits = res.step_logits
+        answers = [GARAnswer(self._decode_text(ids), ids, reason, n)
+                   for ids, reason, n in zip(res.token_ids, res.finish_reasons, lengths)]
+        return answers, res.step_logits
+
+    def _generate(self, samples: list[Sample], compat: Compat | None, opts: DecodeOptions,
+                  keep_logits: bool = False) -> list[GARAnswer]:
+        """Answers for a batch (``keep_logits`` also stores the step logits in ``last_step_logits``)."""
+        return self._run(samples, compat, opts, keep_logits)[0]
 
     def _decode_text(self, ids: list[int]) -> str:
         v = self.processor.vocab

@@ -62,10 +62,10 @@ class PromptSlot:
 
 @dataclass(frozen=True)
 class PromptPlan:
-    """The user text of a GAR turn and the prompts it uses, in text order.
+    """The prompts of a GAR turn, in text order, and the question or instruction that ends it.
 
-    ``user_text`` still holds one crop-token placeholder per prompt (``{crop0}``-style fields are
-    not used: the caller substitutes ``crop_runs``) — see :func:`render_user_text`.
+    ``single_region_layout`` selects the describe layout; :func:`render_user_text` turns the plan
+    and the crop-token runs into the user message.
     """
 
     slots: tuple[PromptSlot, ...]
