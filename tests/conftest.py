@@ -20,8 +20,9 @@ GAR_BENCH = SHARED / "data" / "gar-bench"
 
 
 def need_shared() -> None:
-    if not FIXTURE_CKPT.is_dir():
-        pytest.skip("../shared/fixtures is not beside the checkout")
+    """The tests read ../shared (fixtures, GAR-Bench data), as CI has it: fail loudly without it."""
+    if not FIXTURE_CKPT.is_dir() or not GAR_BENCH.is_dir():
+        pytest.fail("../shared (fixtures/, data/gar-bench/) must be beside the checkout to run these tests")
 
 
 @pytest.fixture(scope="session")

@@ -111,5 +111,5 @@ def tiny_sam_dir(tmp_path_factory) -> Path:
 def real_image() -> Path:
     """A GAR-Bench photo from ../shared (read in place, never copied)."""
     if not GAR_BENCH_IMAGE.is_file():
-        pytest.skip(f"{GAR_BENCH_IMAGE} is not available")
+        pytest.fail(f"{GAR_BENCH_IMAGE} must exist (../shared beside the checkout)")
     return GAR_BENCH_IMAGE

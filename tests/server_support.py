@@ -19,11 +19,11 @@ BENCH_IMAGE = "images/vqa_7.png"
 
 
 def bench_item(image: str = BENCH_IMAGE) -> tuple[Path, list[dict]]:
-    """``(image path, mask_rles)`` of the GAR-Bench-VQA item on ``image`` (skips when absent)."""
+    """``(image path, mask_rles)`` of the GAR-Bench-VQA item on ``image`` (fails when absent)."""
     ann = GAR_BENCH / "annotations" / "GAR-Bench-VQA.json"
     path = GAR_BENCH / image
     if not ann.is_file() or not path.is_file():
-        pytest.skip("../shared/data/gar-bench is not beside the checkout")
+        pytest.fail("../shared/data/gar-bench must be beside the checkout")
     items = [x for x in json.loads(ann.read_text()) if x["image"] == image]
     return path, items[0]["mask_rles"]
 

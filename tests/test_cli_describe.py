@@ -31,7 +31,7 @@ def bench_item(tmp_path_factory):
         path = tmp_path_factory.mktemp("bench") / "regions.json"
         path.write_text(json.dumps(item["mask_rles"]))
         return GAR_BENCH / "images" / name, item, path
-    pytest.skip("no multi-region GAR-Bench item among the shared images")
+    pytest.fail("no multi-region GAR-Bench item among the shared images")
 
 
 def test_describe_json_on_fixture(capsys, fixture_ckpt):

@@ -165,7 +165,8 @@ def test_detect_input_errors(box_detector, photo, kwargs, message):
 
 
 def test_max_regions_and_array_images_from_skimage(detector):
-    skdata = pytest.importorskip("skimage.data")
+    from skimage import data as skdata
+
     arr = skdata.astronaut()  # (512, 512, 3) uint8
     regions = detector.detect(arr, ["a person", "the sky"], box_threshold=0.0, text_threshold=0.0, max_regions=3)
     assert len(regions) == 3

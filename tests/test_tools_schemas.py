@@ -114,7 +114,8 @@ def test_openai_and_mcp_formats():
     assert all(t["type"] == "function" and t["function"]["parameters"]["type"] == "object" for t in tools)
     mcp = mcp_tools(["gar_ground"])
     assert list(mcp[0]) == ["name", "title", "description", "inputSchema", "outputSchema", "annotations"]
-    mcp_types = pytest.importorskip("mcp.types")
+    import mcp.types as mcp_types
+
     for entry in mcp_tools():
         mcp_types.Tool.model_validate(entry)
     assert [s["name"] for s in json_schemas()] == list(TOOL_NAMES)
