@@ -37,12 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gar_tool.grounding import DEFAULT_DETECTOR
-    from gar_tool.images import load_image
-    from gar_tool.predictor import DEFAULT_MODEL
+    from gar_tool.media.images import load_image
+    from gar_tool.gar.predictor import DEFAULT_MODEL
     from gar_tool.tools import GARToolkit
 
-    from .models import DEFAULT_PLANNER, make_chat_model
-    from .planner import Planner
+    from gar_agents.models import DEFAULT_PLANNER, make_chat_model
+    from gar_agents.planner import Planner
 
     image = load_image(args.image)  # bad input fails before any model loads
     if not args.question.strip():

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gar_tool.evaluation.letters import parse_letter
-from gar_tool.images import load_image
-from gar_tool.region_specs import coerce_regions
+from gar_tool.media.images import load_image
+from gar_tool.regions.forms import coerce_regions
 
-from .planner import Planner
+from gar_agents.planner import Planner
 
 _INSTRUCTION = ("\n\nWork with the regions named above (they are already in the session store). "
                 "End your reply with 'Answer: X', X being the letter of the correct option.")

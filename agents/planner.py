@@ -17,7 +17,7 @@ A LangGraph graph over the gar tools, driven by any tool-calling chat model::
 
 Usage::
 
-    from agents import Planner
+    from gar_agents import Planner
     planner = Planner(toolkit, "openai:gpt-4o-mini")          # or a LangChain chat model object
     result = planner.ask("photo.jpg", "Is the man on the left holding a cup?")
     result.answer, result.evidence, result.steps, result.overlay_png
@@ -34,12 +34,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 from gar_tool.errors import GARError, InputError
-from gar_tool.images import load_image
-from gar_tool.prompt_files import load_prompt
+from gar_tool.media.images import load_image
+from gar_tool.templates import load_prompt
 from gar_tool.tools.results import render_overlay_png
 
-from .evidence import Evidence, PlannerResult, Step, cited_ids
-from .models import DEFAULT_PLANNER, make_chat_model
+from gar_agents.evidence import Evidence, PlannerResult, Step, cited_ids
+from gar_agents.models import DEFAULT_PLANNER, make_chat_model
 
 #: Detections scoring below this are flagged as doubtful in the planner's observation.
 DOUBTFUL_SCORE = 0.45

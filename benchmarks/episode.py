@@ -44,7 +44,7 @@ PRESETS = {
 
 
 def build(args: argparse.Namespace, tmp: Path):
-    from gar_tool.synthetic import build_gar_checkpoint
+    from gar_tool.testing.checkpoints import build_gar_checkpoint
 
     dims = dict(PRESETS[args.preset])
     tile = args.tile_size or (448 if args.preset != "tiny" else 224)
@@ -92,9 +92,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from gar_tool.engine import CacheConfig
-    from gar_tool.generation import DecodeOptions
-    from gar_tool.predictor import GAR
+    from gar_tool.gar.engine import CacheConfig
+    from gar_tool.gar.generation import DecodeOptions
+    from gar_tool.gar.predictor import GAR
 
     with tempfile.TemporaryDirectory() as d:
         t_build, (model, processor, tile) = timed(lambda: build(args, Path(d)))
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
 
 def region_sets(model, processor, img, sets, run):
     """8 different region sets on one image: one batched call vs 8 sequential calls."""
-    from gar_tool.predictor import GAR
+    from gar_tool.gar.predictor import GAR
 
     seq = GAR(model, processor)
     t_seq = sum(timed(lambda s=s: run(seq, [img], [s], [QUESTIONS[0]]))[0] for s in sets)
@@ -157,7 +157,7 @@ def region_sets(model, processor, img, sets, run):
 
 def roi_and_import(model, processor, img, sets, rows):
     """RoI replay (both regions of one request) vs one batch-1 decode step; import time."""
-    from gar_tool.predictor import GAR
+    from gar_tool.gar.predictor import GAR
 
     g = GAR(model, processor)
     inp = g.inputs(img, sets[0], QUESTIONS[0])
@@ -168,7 +168,7 @@ def roi_and_import(model, processor, img, sets, rows):
     if rows:
         step = rows[0][4]["decode"] / max(rows[0][4]["decode_steps"], 1)
     else:  # measure one batch-1 decode step here
-        from gar_tool.generation import DecodeOptions
+        from gar_tool.gar.generation import DecodeOptions
 
         g.engine.timings.clear()
         g._generate([g._sample(img, sets[0], QUESTIONS[0])], None, DecodeOptions(max_new_tokens=9, ignore_eos=True))

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agents import Planner, make_chat_model
+from gar_agents import Planner, make_chat_model
 from gar_tool.errors import GARError
 from gar_tool.tools import GARToolkit
 

@@ -13,7 +13,7 @@ import os
 from langchain.agents import create_agent
 from langchain_openai import ChatOpenAI
 
-from gar_tool.images import load_image
+from gar_tool.media.images import load_image
 from gar_tool.integrations.langchain import get_tools
 from gar_tool.tools import GARToolkit
 

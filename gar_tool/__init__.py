@@ -12,23 +12,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import GARError, InputError, ModelError, ModelNotFoundError, PromptError, RegionError
-from .regions import Region, Regions
+from gar_tool.errors import GARError, InputError, ModelError, ModelNotFoundError, PromptError, RegionError
+from gar_tool.regions import Region, Regions
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .grounding import GroundingDetector
-    from .predictor import GAR, GARAnswer
+    from gar_tool.grounding import GroundingDetector
+    from gar_tool.gar.predictor import GAR, GARAnswer
 
 __version__ = "0.1.0"
 
-_LAZY = {"GAR": "predictor", "GARAnswer": "predictor", "GroundingDetector": "grounding"}
+_LAZY = {"GAR": "gar_tool.gar.predictor", "GARAnswer": "gar_tool.gar.predictor",
+         "GroundingDetector": "gar_tool.grounding"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gar_tool' has no attribute {name!r}")
 
 

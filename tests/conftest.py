@@ -51,7 +51,7 @@ def gar_default(gar_original):
 def tiny_ckpt(tmp_path_factory) -> Path:
     """A random GAR checkpoint with 224-px tiles and its own small vocabulary (so nothing can
     rely on the released geometry or token ids)."""
-    from gar_tool.synthetic import build_gar_checkpoint
+    from gar_tool.testing.checkpoints import build_gar_checkpoint
 
     return build_gar_checkpoint(tmp_path_factory.mktemp("tiny-gar"), tile_size=224, max_num_tiles=4,
                                 weight_scale=2.0, seed=3)

@@ -32,7 +32,7 @@ def tiny_toolkit(tiny_gar: Any, dino_dir: Path | None, *, batch_wait: float | No
     """A toolkit over the tiny GAR (a fresh wrapper around the shared weights, so batching counts
     are this toolkit's own) with a MicroBatcher, and the tiny Grounding DINO (no SAM)."""
     from gar_tool import GAR
-    from gar_tool.batching import MicroBatcher
+    from gar_tool.gar.batching import MicroBatcher
     from gar_tool.grounding import GroundingDetector
     from gar_tool.tools import GARToolkit
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from gar_tool import GAR
-from gar_tool.batching import MicroBatcher
-from gar_tool.engine import CacheConfig
+from gar_tool.gar.batching import MicroBatcher
+from gar_tool.gar.engine import CacheConfig
 from gar_tool.errors import PromptError, RegionError
 
 IMG = (np.random.RandomState(5).rand(200, 260, 3) * 255).astype(np.uint8)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gar_tool import GAR
-from gar_tool.engine import CacheConfig
+from gar_tool.gar.engine import CacheConfig
 
 IMG_A = (np.random.RandomState(11).rand(240, 320, 3) * 255).astype(np.uint8)
 IMG_B = (np.random.RandomState(12).rand(200, 150, 3) * 255).astype(np.uint8)

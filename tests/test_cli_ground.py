@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from gar_tool.cli import main
-from gar_tool.rle import rle_decode
+from gar_tool.regions.rle import rle_decode
 from grounding_fixtures import real_image, tiny_dino_dir, tiny_sam_dir  # noqa: F401
 
 

@@ -12,10 +12,10 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from PIL import Image
 
-from agents import Planner
-from gar_tool.client import AsyncGARClient, GARClient, GARConnectionError, GARServerBusy
-from gar_tool.rle import rle_decode
-from gar_tool.server.http import create_app
+from gar_agents import Planner
+from gar_tool.integrations.http import AsyncGARClient, GARClient, GARConnectionError, GARServerBusy
+from gar_tool.regions.rle import rle_decode
+from gar_tool.integrations.http.server import create_app
 from gar_tool.tools import DescribeInput, ImageInputConfig, ToolFailure, ToolInputError, ToolResult
 from grounding_fixtures import tiny_dino_dir  # noqa: F401  (session fixture)
 from planner_support import ScriptedChatModel, call, ids_in_last_tool_message

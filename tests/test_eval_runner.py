@@ -15,7 +15,7 @@ from gar_tool.evaluation.chunking import ask_in_chunks, plan_chunks, parse_optio
 from gar_tool.evaluation.files import ProgressLog, progress_path
 from gar_tool.evaluation.gar_bench import PROMPT_RE, load_annotations, load_predictions
 from gar_tool.evaluation.gar_bench_run import run_gar_bench
-from gar_tool.rle import rle_encode
+from gar_tool.regions.rle import rle_encode
 
 VQA = get_benchmark("gar-bench-vqa")
 SUBSET = load_json(GAR_BENCH / "images" / "SUBSET.json")  # the 25 items whose image is shared
@@ -136,7 +136,7 @@ def _oversized_folder(tmp_path):
 
 def _truthful(item):
     """A fake GAR that finds option C among the options it is shown, by region identity (box)."""
-    from gar_tool.regions import Region
+    from gar_tool.regions.region import Region
 
     boxes = [Region.from_rle(r).box for r in item["mask_rles"]]
     truth = item["choices"][2][3:]

@@ -13,8 +13,8 @@ from PIL import Image
 from gar_tool.errors import InputError, ModelError, ModelNotFoundError, RegionError
 from gar_tool.grounding import GroundingDetector, SamSegmenter, load_segmenter
 from gar_tool.grounding.phrases import build_prompt, chunk_phrases
-from gar_tool.overlay import draw_overlay, region_color
-from gar_tool.regions import Region, Regions
+from gar_tool.media.overlay import draw_overlay, region_color
+from gar_tool.regions.region import Region, Regions
 from grounding_fixtures import TINY_MAX_TEXT_LEN, real_image, tiny_dino_dir, tiny_sam_dir  # noqa: F401
 
 PHRASES = ["a dog", "a ball"]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from gar_tool.errors import PromptError
-from gar_tool.regions import Region
+from gar_tool.regions.region import Region
 
 W, H = 320, 240
 

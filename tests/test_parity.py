@@ -12,9 +12,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import FIXTURE, FIXTURE_CASES
-from gar_tool.generation import DecodeOptions
-from gar_tool.engine import CacheConfig, Sample
-from gar_tool.regions import Region, Regions
+from gar_tool.gar.generation import DecodeOptions
+from gar_tool.gar.engine import CacheConfig, Sample
+from gar_tool.regions.region import Region, Regions
 
 ATOL = 1e-4
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
-from agents import Planner, PlannerError
+from gar_agents import Planner, PlannerError
 from gar_tool.tools import GARToolkit
 from grounding_fixtures import tiny_dino_dir  # noqa: F401  (session fixture)
 from planner_support import OpenAIStub, ScriptedChatModel, call, ids_in_last_tool_message, last_tool_text, \

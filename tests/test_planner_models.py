@@ -6,8 +6,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 
-from agents.hf_chat import LocalHFChatModel, parse_tool_calls, to_chat_dicts
-from agents.models import make_chat_model
+from gar_agents.hf_chat import LocalHFChatModel, parse_tool_calls, to_chat_dicts
+from gar_agents.models import make_chat_model
 from chat_fixtures import build_tiny_chat_model
 from gar_tool.errors import InputError
 

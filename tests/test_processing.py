@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 
 from conftest import FIXTURE, FIXTURE_CASES
 from gar_tool.errors import PromptError
-from gar_tool.processing.prompts import plan_describe, plan_relate, prompt_refs, render_user_text
-from gar_tool.processing.tiling import candidate_grids, resize_u8, select_grid, thumb_and_tiles
-from gar_tool.regions import Region, Regions
+from gar_tool.gar.processing.prompts import plan_describe, plan_relate, prompt_refs, render_user_text
+from gar_tool.gar.processing.tiling import candidate_grids, resize_u8, select_grid, thumb_and_tiles
+from gar_tool.regions.region import Region, Regions
 
 
 def test_candidate_order_for_five_tiles():

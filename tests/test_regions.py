@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from gar_tool.errors import RegionError
-from gar_tool.region_specs import coerce_region, coerce_regions, load_regions_json, parse_spec
-from gar_tool.regions import Region, Regions
-from gar_tool.rle import rle_decode, rle_encode
+from gar_tool.regions.forms import coerce_region, coerce_regions, load_regions_json, parse_spec
+from gar_tool.regions.region import Region, Regions
+from gar_tool.regions.rle import rle_decode, rle_encode
 
 SIZE = (60, 80)  # (H, W)
 

@@ -85,7 +85,7 @@ def test_bad_input_errors(tiny_gar, call, exc, message):
 
 
 def test_untied_bf16_checkpoint(tmp_path):
-    from gar_tool.synthetic import build_gar_checkpoint
+    from gar_tool.testing.checkpoints import build_gar_checkpoint
 
     ck = build_gar_checkpoint(tmp_path / "untied", tie_embeddings=False, tile_size=224, max_num_tiles=2,
                               dtype=torch.bfloat16, roi_double_scale=False, seed=5)

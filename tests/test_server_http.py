@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from gar_tool.rle import rle_decode
-from gar_tool.server.http import create_app
+from gar_tool.regions.rle import rle_decode
+from gar_tool.integrations.http.server import create_app
 from gar_tool.tools import GARToolkit, ImageInputConfig
 from gar_tool.tools.specs import input_schema
 from grounding_fixtures import tiny_dino_dir  # noqa: F401  (session fixture)
@@ -305,7 +305,7 @@ def test_live_uvicorn_server(real_kit):
 
 # ------------------------------------------------------------------------------- CLI
 def test_gar_serve_loads_once_and_wires_the_app(monkeypatch, tiny_ckpt, tiny_dino_dir, tmp_path):  # noqa: F811
-    import gar_tool.server.http as http
+    import gar_tool.integrations.http.server as http
     from gar_tool.cli import main
 
     seen = {}
@@ -337,7 +337,7 @@ def test_gar_serve_bad_allow_dir_fails_before_loading(tmp_path, capsys):
 
 
 def test_cli_help_imports_no_server_framework():
-    code = ("import sys; from gar_tool.cli import build_parser; build_parser(); import gar_tool.server.common; "
+    code = ("import sys; from gar_tool.cli import build_parser; build_parser(); import gar_tool.integrations.serving; "
             "print([m for m in ('fastapi', 'uvicorn', 'mcp', 'starlette', 'torch') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -15,8 +15,8 @@ from mcp import Client, StdioServerParameters
 from PIL import Image
 
 from conftest import REPO
-from gar_tool.rle import rle_decode
-from gar_tool.server.mcp import create_server, http_app
+from gar_tool.regions.rle import rle_decode
+from gar_tool.integrations.mcp import create_server, http_app
 from gar_tool.tools import GARToolkit, ImageInputConfig, mcp_tools
 from grounding_fixtures import tiny_dino_dir  # noqa: F401  (session fixture)
 from server_support import LiveServer, bench_item, real_kit, tiny_toolkit  # noqa: F401  (fixture)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gar_tool.regions import Region
+from gar_tool.regions.region import Region
 from gar_tool.tools.errors import ToolInputError
 from gar_tool.tools.store import SessionStore, compute_image_id
 from tools_support import rgb

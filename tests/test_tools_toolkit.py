@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gar_tool.errors import PromptError
-from gar_tool.rle import rle_decode
+from gar_tool.regions.rle import rle_decode
 from gar_tool.tools import GARToolkit, ImageInputConfig, SessionStore, ToolFailure, ToolInputError, ToolResult
 from grounding_fixtures import tiny_dino_dir  # noqa: F401
 from tools_support import FakeDetector, FakeGAR, FakeSegmenter, b64, png_bytes, rgb, write_png
@@ -126,7 +126,7 @@ def test_relate_chunked_with_tiny_gar(tiny_gar, monkeypatch):
 
 
 def test_relate_through_a_micro_batcher(tiny_gar):
-    from gar_tool.batching import MicroBatcher
+    from gar_tool.gar.batching import MicroBatcher
 
     batcher = MicroBatcher(tiny_gar, max_batch=8, max_wait=0.05)
     try:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gar_tool.images import load_image
-from gar_tool.regions import Region, Regions
+from gar_tool.media.images import load_image
+from gar_tool.regions.region import Region, Regions
 
 
 def rgb(h: int = 60, w: int = 80, seed: int = 0) -> np.ndarray:

@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from ..errors import GARError, InputError
+from gar_tool.errors import GARError, InputError
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
 COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd")

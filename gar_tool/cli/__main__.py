@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from gar_tool.cli import main
 
 sys.exit(main())

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import InputError
+from gar_tool.errors import InputError
 
 SPEC_HELP = ("region: mask:PNG | rle:JSON (file or inline COCO RLE) | box:X1,Y1,X2,Y2 | "
              "points:X,Y[;X,Y...] | polygon:X,Y;X,Y;... (pixels, origin top-left)")
@@ -47,9 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_inputs(args: argparse.Namespace, specs: list[str], regions_json: str | None):
-    from ..images import load_image
-    from ..region_specs import load_regions_json, parse_spec
-    from ..regions import Regions
+    from gar_tool.media.images import load_image
+    from gar_tool.regions.forms import load_regions_json, parse_spec
+    from gar_tool.regions.region import Regions
 
     image = load_image(args.image)
     size = (image.height, image.width)
@@ -57,7 +57,7 @@ def _load_inputs(args: argparse.Namespace, specs: list[str], regions_json: str |
         raise InputError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     segmenter = None
     if args.segmenter and any(s.split(":", 1)[0].strip().lower() in ("box", "points") for s in specs):
-        from ..grounding import load_segmenter
+        from gar_tool.grounding import load_segmenter
 
         segmenter = load_segmenter(args.segmenter, device=args.device, dtype=args.dtype)
     regions = list(load_regions_json(regions_json, size)) if regions_json else []
@@ -68,7 +68,7 @@ def _load_inputs(args: argparse.Namespace, specs: list[str], regions_json: str |
 
 
 def _load_gar(args: argparse.Namespace):
-    from ..predictor import DEFAULT_MODEL, GAR
+    from gar_tool.gar.predictor import DEFAULT_MODEL, GAR
 
     return GAR.from_pretrained(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype,
                                compat=args.compat)

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import GARError, InputError
-from ..evaluation.benchmarks import BENCHMARKS, Benchmark, get_benchmark
+from gar_tool.errors import GARError, InputError
+from gar_tool.evaluation.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 
 _NAMES = ", ".join(BENCHMARKS)
 _DLC_IMAGES = ("DLC-Bench images are not shipped with its annotations: fetch the benchmark's images "
@@ -100,8 +100,8 @@ def score_command(args: argparse.Namespace) -> int:
 
 
 def _score_vqa(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
-    from ..evaluation.gar_bench import load_annotations, load_predictions
-    from ..evaluation.scoring import format_vqa, score_vqa
+    from gar_tool.evaluation.gar_bench import load_annotations, load_predictions
+    from gar_tool.evaluation.scoring import format_vqa, score_vqa
 
     ann = load_annotations(args.data, bench) if args.data else None
     preds = load_predictions(args.pred, bench, annotations=ann, allow_partial=args.allow_partial)
@@ -110,12 +110,12 @@ def _score_vqa(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
 
 
 def _score_captions(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
-    from ..evaluation.gar_bench import load_annotations, load_predictions
-    from ..evaluation.scoring import format_captions, score_captions
+    from gar_tool.evaluation.gar_bench import load_annotations, load_predictions
+    from gar_tool.evaluation.scoring import format_captions, score_captions
 
     ann = load_annotations(args.data, bench) if args.data else None
     if args.judge:
-        from ..evaluation.gar_bench_judge import judge_captions
+        from gar_tool.evaluation.gar_bench_judge import judge_captions
 
         if not args.data and not args.judge_text_only:
             raise InputError("re-judging shows the judge the image and region crops: pass the GAR-Bench "
@@ -132,7 +132,7 @@ def _score_captions(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, s
 
 
 def _score_dlc(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
-    from ..evaluation.dlc_bench import (
+    from gar_tool.evaluation.dlc_bench import (
         format_dlc,
         load_dlc,
         load_dlc_judged,
@@ -144,7 +144,7 @@ def _score_dlc(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
     keys = list(data.qa) if data is not None else None
     note = ""
     if args.judge:
-        from ..evaluation.dlc_judge import judge_dlc
+        from gar_tool.evaluation.dlc_judge import judge_dlc
 
         if data is None:
             raise InputError("judging DLC-Bench needs its folder (qa.json, class_names.json, images/) as --data. "
@@ -158,7 +158,7 @@ def _score_dlc(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
     else:
         results = load_dlc_judged(args.pred, keys, expected=bench.size, allow_partial=args.allow_partial)
         if data is not None:
-            from ..evaluation.dlc_judge import rescore
+            from gar_tool.evaluation.dlc_judge import rescore
 
             stored = summarize_dlc(results)
             results = rescore(results, data)
@@ -175,7 +175,7 @@ def _partial_note(n: int, size: int, ann: Any) -> str:
 
 
 def _make_judge(args: argparse.Namespace) -> Any:
-    from ..evaluation.judge import ChatJudge, parse_judge_spec
+    from gar_tool.evaluation.judge import ChatJudge, parse_judge_spec
 
     spec = parse_judge_spec(args.judge)
     var = args.judge_api_key_env or "OPENAI_API_KEY"
@@ -205,12 +205,12 @@ def run_command(args: argparse.Namespace) -> int:
         gar = load_agent_predictor(gar, args.agent, base_url=args.agent_base_url, max_steps=args.agent_max_steps)
     progress = not args.no_progress
     if bench.kind == "dlc":
-        from ..evaluation.dlc_run import run_dlc
+        from gar_tool.evaluation.dlc_run import run_dlc
 
         stats = run_dlc(gar, args.data, out, limit=args.limit, max_new_tokens=args.max_new_tokens,
                         model_name=args.model, show_progress=progress)
     else:
-        from ..evaluation.gar_bench_run import run_gar_bench
+        from gar_tool.evaluation.gar_bench_run import run_gar_bench
 
         stats = run_gar_bench(gar, bench, args.data, out, limit=args.limit,
                               max_new_tokens=args.max_new_tokens,
@@ -223,11 +223,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _check_data(bench: Benchmark, data: str) -> None:
     if bench.kind == "dlc":
-        from ..evaluation.dlc_bench import load_dlc
+        from gar_tool.evaluation.dlc_bench import load_dlc
 
         load_dlc(data)
     else:
-        from ..evaluation.gar_bench import load_annotations
+        from gar_tool.evaluation.gar_bench import load_annotations
 
         load_annotations(data, bench)
 
@@ -235,7 +235,7 @@ def _check_data(bench: Benchmark, data: str) -> None:
 def load_gar(model: str, **kwargs: Any) -> Any:
     """``gar_tool.GAR.from_pretrained(model, **kwargs)``, imported only now (torch is heavy)."""
     try:
-        from .. import GAR  # type: ignore[attr-defined]
+        from gar_tool import GAR  # type: ignore[attr-defined]
     except ImportError as exc:
         raise GARError(f"the GAR runtime (gar_tool.GAR) is not available: {exc}") from None
     return GAR.from_pretrained(model, **kwargs)

@@ -17,12 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..grounding.defaults import DEFAULT_DETECTOR, DEFAULT_SEGMENTER
-from ..grounding.phrases import parse_phrases
-from ..images import load_image
-from .argtypes import positive_int as _positive_int
-from .argtypes import unit_float as _unit_float
+from gar_tool.errors import InputError
+from gar_tool.grounding.defaults import DEFAULT_DETECTOR, DEFAULT_SEGMENTER
+from gar_tool.grounding.phrases import parse_phrases
+from gar_tool.media.images import load_image
+from gar_tool.cli.argtypes import positive_int as _positive_int
+from gar_tool.cli.argtypes import unit_float as _unit_float
 
 
 def register(subparsers: Any) -> None:
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if overlay is not None and not overlay.parent.is_dir():
         raise InputError(f"--overlay: directory {str(overlay.parent)!r} does not exist")
 
-    from ..grounding import GroundingDetector
-    from ..regions import Regions
+    from gar_tool.grounding import GroundingDetector
+    from gar_tool.regions.region import Regions
 
     detector = GroundingDetector.from_pretrained(args.detector, segmenter=args.segmenter,
                                                  device=args.device, dtype=args.dtype)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(regions, phrases, args.box_threshold, args.text_threshold))
     if overlay is not None:
-        from ..overlay import draw_overlay
+        from gar_tool.media.overlay import draw_overlay
 
         try:
             draw_overlay(image, regions).save(overlay, format="PNG")
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 def regions_json(regions: Any) -> dict:
     """``{"regions": [...]}`` as documented in the module docstring."""
-    from ..rle import rle_encode
+    from gar_tool.regions.rle import rle_encode
 
     return {"regions": [{"id": r.id, "label": r.label,
                          "score": None if r.score is None else round(float(r.score), 4),

@@ -1,7 +1,7 @@
 """``gar mcp``: the gar tools as an MCP server (stdio by default, streamable HTTP with ``--http``).
 
 On stdio, stdout carries only the protocol: logs go to stderr, and anything written to stdout while
-the models load is sent to stderr too. Details: :mod:`gar_tool.server.mcp`.
+the models load is sent to stderr too. Details: :mod:`gar_tool.integrations.mcp`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import logging
 from typing import Any
 
-from .server_options import add_network_options, add_toolkit_options
+from gar_tool.cli.server_options import add_network_options, add_toolkit_options
 
 
 def register(subparsers: Any) -> None:
@@ -30,17 +30,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .server_options import setup_logging, stdout_to_stderr, toolkit_from_args
+    from gar_tool.cli.server_options import setup_logging, stdout_to_stderr, toolkit_from_args
 
     setup_logging(args.log_level)
     with stdout_to_stderr():  # nothing but the protocol may reach stdout
         toolkit, names = toolkit_from_args(args)
-        from ..server.mcp import create_server, run_stdio, serve_http
+        from gar_tool.integrations.mcp import create_server, run_stdio, serve_http
 
         server = create_server(toolkit, include_overlay=not args.no_overlay,
                                max_concurrency=args.max_concurrency, model_names=names)
     where = f"streamable HTTP at http://{args.host}:{args.port}/mcp" if args.http else "stdio"
-    logging.getLogger("gar_tool.server.mcp").info("serving %s over %s", ", ".join(toolkit.available_tools()), where)
+    logging.getLogger("gar_tool.integrations.mcp").info("serving %s over %s", ", ".join(toolkit.available_tools()), where)
     try:
         if args.http:
             serve_http(server, host=args.host, port=args.port, log_level=args.log_level)

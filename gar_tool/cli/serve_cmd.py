@@ -2,7 +2,7 @@
 
 Models load once at start-up; GAR calls of concurrent requests are micro-batched
 (``--max-batch``, ``--batch-wait-ms``). Endpoints, errors and status codes:
-:mod:`gar_tool.server.http` (and ``/docs`` on the running server).
+:mod:`gar_tool.integrations.http.server` (and ``/docs`` on the running server).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import argparse
 import logging
 from typing import Any
 
-from .argtypes import positive_float as _positive_float
-from .server_options import add_network_options, add_toolkit_options
+from gar_tool.cli.argtypes import positive_float as _positive_float
+from gar_tool.cli.server_options import add_network_options, add_toolkit_options
 
 
 def register(subparsers: Any) -> None:
@@ -31,16 +31,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from .server_options import setup_logging, toolkit_from_args
+    from gar_tool.errors import InputError
+    from gar_tool.cli.server_options import setup_logging, toolkit_from_args
 
     if args.retry_after < 1:
         raise InputError(f"--retry-after must be >= 1 second, got {args.retry_after}")
     setup_logging(args.log_level)
     toolkit, names = toolkit_from_args(args)
-    logging.getLogger("gar_tool.server.http").info("serving %s", ", ".join(toolkit.available_tools()))
+    logging.getLogger("gar_tool.integrations.http.server").info("serving %s", ", ".join(toolkit.available_tools()))
     try:
-        from ..server.http import create_app, serve
+        from gar_tool.integrations.http.server import create_app, serve
 
         app = create_app(toolkit, max_request_bytes=int(args.max_request_mb * (1 << 20)),
                          max_concurrency=args.max_concurrency, retry_after=args.retry_after, model_names=names)

@@ -13,11 +13,11 @@ import os
 import sys
 from typing import Any, Iterator
 
-from .argtypes import non_negative as _non_negative
-from .argtypes import port as _port
-from .argtypes import positive_int as _positive_int
+from gar_tool.cli.argtypes import non_negative as _non_negative
+from gar_tool.cli.argtypes import port as _port
+from gar_tool.cli.argtypes import positive_int as _positive_int
 
-DEFAULT_MODEL_TEXT = "HaochenWang/GAR-1B"  # gar_tool.predictor.DEFAULT_MODEL (importing it loads torch)
+DEFAULT_MODEL_TEXT = "HaochenWang/GAR-1B"  # gar_tool.gar.predictor.DEFAULT_MODEL (importing it loads torch)
 
 
 def add_network_options(p: argparse.ArgumentParser, port: int = 8000) -> None:
@@ -57,8 +57,8 @@ def add_toolkit_options(p: argparse.ArgumentParser, log_level: str = "info") -> 
 
 def toolkit_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str | None]]:
     """Load the toolkit once (micro-batched GAR): ``(toolkit, component names)``."""
-    from ..grounding.defaults import DEFAULT_DETECTOR
-    from ..server.common import image_inputs, load_toolkit
+    from gar_tool.grounding.defaults import DEFAULT_DETECTOR
+    from gar_tool.integrations.serving import image_inputs, load_toolkit
 
     inputs = image_inputs(args.allow_dir, args.allow_urls)  # bad --allow-dir fails before models load
     return load_toolkit(args.model or DEFAULT_MODEL_TEXT, args.detector or DEFAULT_DETECTOR, args.segmenter,

@@ -21,7 +21,7 @@ EXPORTS = ("openai", "mcp", "json")
 
 def register(subparsers: Any) -> None:
     """Add the ``tools`` sub-command."""
-    from ..tools.specs import TOOL_NAMES
+    from gar_tool.tools.specs import TOOL_NAMES
 
     p = subparsers.add_parser("tools", help="print the agent tool schemas (OpenAI, MCP or plain JSON)",
                               description="Print the schemas of the gar_* agent tools.")
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.specs import json_schemas, mcp_tools, openai_tools
+    from gar_tool.tools.specs import json_schemas, mcp_tools, openai_tools
 
     export = {"openai": openai_tools, "mcp": mcp_tools, "json": json_schemas}[args.schema]
     data = export(args.tool)

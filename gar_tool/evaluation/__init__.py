@@ -24,6 +24,6 @@ the CLI):
 
 from __future__ import annotations
 
-from .benchmarks import BENCHMARKS, Benchmark, get_benchmark
+from gar_tool.evaluation.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 
 __all__ = ["BENCHMARKS", "Benchmark", "get_benchmark"]

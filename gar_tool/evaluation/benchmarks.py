@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import InputError
+from gar_tool.errors import InputError
 
 Kind = Literal["vqa", "caption-simple", "caption-detailed", "dlc"]
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..errors import InputError
-from .gar_bench import PROMPT_RE, vqa_question
-from .letters import choice_letter, parse_letter
+from gar_tool.errors import InputError
+from gar_tool.evaluation.gar_bench import PROMPT_RE, vqa_question
+from gar_tool.evaluation.letters import choice_letter, parse_letter
 
 _LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InputError
-from .files import read_json
+from gar_tool.errors import InputError
+from gar_tool.evaluation.files import read_json
 
 #: Keys of a judged file that are summaries, not objects.
 SUMMARY_KEYS = ("avg_pos", "avg_neg")

@@ -21,11 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InputError
-from .dlc_bench import DLCData, summarize_dlc
-from .files import atomic_write_json, open_run_log
-from .judge import ChatJudge, PromptTemplate, load_prompt
-from .progress import progress_bar
+from gar_tool.errors import InputError
+from gar_tool.evaluation.dlc_bench import DLCData, summarize_dlc
+from gar_tool.evaluation.files import atomic_write_json, open_run_log
+from gar_tool.evaluation.judge import ChatJudge, PromptTemplate, load_prompt
+from gar_tool.evaluation.progress import progress_bar
 
 #: ``max_tokens`` of the original DLC judge requests.
 JUDGE_MAX_TOKENS = 300
@@ -130,15 +130,15 @@ def rescore(judged: dict[str, dict[str, Any]], data: DLCData) -> dict[str, dict[
 
 
 def _content(prompt: str, crops: tuple[str, str]) -> list[dict]:
-    from .judge_images import image_part, text_part
+    from gar_tool.evaluation.judge_images import image_part, text_part
 
     return [text_part("The image:\n"), image_part(crops[0]), text_part("\nThe mask of the image:\n"),
             image_part(crops[1]), text_part(f"\n{prompt}\n")]
 
 
 def _crops(data: DLCData, key: str) -> tuple[str, str]:
-    from ..rle import rle_decode
-    from .judge_images import focal_crops, open_rgb
+    from gar_tool.regions.rle import rle_decode
+    from gar_tool.evaluation.judge_images import focal_crops, open_rgb
 
     path = data.image_path(key)
     if path is None or not path.is_file():

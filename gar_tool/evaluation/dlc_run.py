@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from .dlc_bench import load_dlc
-from .files import atomic_write_json, open_run_log
-from .runner import Answer, RegionDescriber, RunStats, Task, run_loop
+from gar_tool.errors import InputError
+from gar_tool.evaluation.dlc_bench import load_dlc
+from gar_tool.evaluation.files import atomic_write_json, open_run_log
+from gar_tool.evaluation.runner import Answer, RegionDescriber, RunStats, Task, run_loop
 
 
 def dlc_text(answer: Answer, predictor: Any) -> str:
@@ -50,8 +50,8 @@ def run_dlc(predictor: RegionDescriber, data_dir: str | Path, out: str | Path, *
                            f"--local-dir {data_dir})")
 
     def work(task: Task) -> dict[str, Any]:
-        from ..regions import Region
-        from .judge_images import open_rgb
+        from gar_tool.regions.region import Region
+        from gar_tool.evaluation.judge_images import open_rgb
 
         pixels = open_rgb(task.image)  # stored pixel grid, no EXIF rotation (masks refer to it)
         region = Region.from_rle(task.item["segmentation"], image_size=pixels.shape[:2])

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import InputError
+from gar_tool.errors import InputError
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:

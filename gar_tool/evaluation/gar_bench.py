@@ -21,9 +21,9 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InputError
-from .benchmarks import Benchmark, Kind
-from .files import read_json
+from gar_tool.errors import InputError
+from gar_tool.evaluation.benchmarks import Benchmark, Kind
+from gar_tool.evaluation.files import read_json
 
 #: ``<PromptN>`` references in a question or option.
 PROMPT_RE = re.compile(r"<Prompt(\d+)>")

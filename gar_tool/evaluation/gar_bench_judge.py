@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InputError
-from .benchmarks import Benchmark
-from .files import atomic_write_json, open_run_log
-from .judge import ChatJudge, PromptTemplate, load_prompt
-from .progress import progress_bar
+from gar_tool.errors import InputError
+from gar_tool.evaluation.benchmarks import Benchmark
+from gar_tool.evaluation.files import atomic_write_json, open_run_log
+from gar_tool.evaluation.judge import ChatJudge, PromptTemplate, load_prompt
+from gar_tool.evaluation.progress import progress_bar
 
 #: Prompt file per caption task.
 PROMPT_NAMES = {"caption-simple": "judge_gar_bench_caption_simple",
@@ -45,8 +45,8 @@ def caption_content(item: dict[str, Any], template: PromptTemplate, data_dir: Pa
     prompt = caption_prompt(item, template)
     if data_dir is None:
         return prompt
-    from ..rle import rle_decode
-    from .judge_images import focal_crops, image_part, open_rgb, png_data_url, text_part
+    from gar_tool.regions.rle import rle_decode
+    from gar_tool.evaluation.judge_images import focal_crops, image_part, open_rgb, png_data_url, text_part
 
     path = data_dir / item["image"]
     if not path.is_file():

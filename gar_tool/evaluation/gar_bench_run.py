@@ -19,12 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import InputError, PromptError
-from .benchmarks import Benchmark
-from .chunking import ask_in_chunks
-from .files import atomic_write_json, open_run_log
-from .gar_bench import build_question, load_annotations
-from .runner import Answer, RegionPredictor, RunStats, Task, run_loop
+from gar_tool.errors import InputError, PromptError
+from gar_tool.evaluation.benchmarks import Benchmark
+from gar_tool.evaluation.chunking import ask_in_chunks
+from gar_tool.evaluation.files import atomic_write_json, open_run_log
+from gar_tool.evaluation.gar_bench import build_question, load_annotations
+from gar_tool.evaluation.runner import Answer, RegionPredictor, RunStats, Task, run_loop
 
 Oversized = Literal["pass", "chunk"]
 
@@ -40,7 +40,7 @@ def gar_bench_text(answer: Answer) -> str:
 
 
 def _regions(item: dict[str, Any], size: tuple[int, int]) -> Any:
-    from ..regions import Region, Regions
+    from gar_tool.regions.region import Region, Regions
 
     return Regions([Region.from_rle(rle, image_size=size) for rle in item["mask_rles"]])
 
@@ -74,7 +74,7 @@ def run_gar_bench(predictor: RegionPredictor, bench: Benchmark, data_dir: str | 
     counters = {"oversized": 0, "chunked": 0, "unresolved": 0, "passed_through": 0}
 
     def work(task: Task) -> dict[str, Any]:
-        from .judge_images import open_rgb
+        from gar_tool.evaluation.judge_images import open_rgb
 
         item = task.item
         pixels = open_rgb(task.image)  # stored pixel grid, no EXIF rotation (masks refer to it)
@@ -122,7 +122,7 @@ def run_gar_bench(predictor: RegionPredictor, bench: Benchmark, data_dir: str | 
 
 
 def _pick(regions: Any, ids: list[int]) -> Any:
-    from ..regions import Regions
+    from gar_tool.regions.region import Regions
 
     return Regions([regions[i] for i in ids])
 

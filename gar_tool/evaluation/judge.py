@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import httpx
 
-from ..errors import GARError, InputError
-from ..prompt_files import PromptTemplate, load_prompt, parse_prompt_file  # noqa: F401  (re-exported)
+from gar_tool.errors import GARError, InputError
+from gar_tool.templates import PromptTemplate, load_prompt, parse_prompt_file  # noqa: F401  (re-exported)
 
 #: Providers accepted by ``--judge PROVIDER:MODEL``.
 JUDGE_PROVIDERS = ("openai",)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
+from gar_tool.errors import InputError
 
 #: Smallest crop box side, in pixels (the original's ``min_box_w`` / ``min_box_h`` defaults).
 MIN_BOX = 56

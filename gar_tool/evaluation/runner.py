@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
-from ..errors import InputError, PromptError, RegionError
-from .files import ProgressLog
-from .progress import progress_bar
+from gar_tool.errors import InputError, PromptError, RegionError
+from gar_tool.evaluation.files import ProgressLog
+from gar_tool.evaluation.progress import progress_bar
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .letters import parse_letter, strict_match
+from gar_tool.evaluation.letters import parse_letter, strict_match
 
 
 @dataclass

@@ -21,12 +21,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .defaults import DEFAULT_DETECTOR, DEFAULT_SEGMENTER
-from .phrases import parse_phrases
+from gar_tool.grounding.defaults import DEFAULT_DETECTOR, DEFAULT_SEGMENTER
+from gar_tool.grounding.phrases import parse_phrases
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .detector import GroundingDetector
-    from .sam import SamSegmenter, load_segmenter
+    from gar_tool.grounding.detector import GroundingDetector
+    from gar_tool.grounding.sam import SamSegmenter, load_segmenter
 
 _LAZY = {"GroundingDetector": ".detector", "SamSegmenter": ".sam", "load_segmenter": ".sam"}
 

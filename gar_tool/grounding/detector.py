@@ -1,6 +1,6 @@
 """Grounding DINO (transformers) text → boxes, optionally refined into masks by SAM.
 
-:class:`GroundingDetector` turns phrases (``"a dog. a ball."``) into :class:`~gar_tool.regions.Regions`
+:class:`GroundingDetector` turns phrases (``"a dog. a ball."``) into :class:`~gar_tool.regions.region.Regions`
 labelled with the phrase each region matched and scored by the detector. Prompts longer than the
 text encoder's ``config.max_text_len`` tokens are split into chunks of whole phrases, each chunk is
 detected separately and the results are merged (per-phrase NMS); nothing is truncated.
@@ -14,14 +14,14 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import InputError
-from ..images import ImageLike, load_image
-from ..regions import Region, Regions
-from .defaults import DEFAULT_DETECTOR
-from .checkpoints import WEIGHT_FILES, load_model_and_processor
-from .phrases import build_prompt, chunk_phrases, parse_phrases, token_phrase_index
-from .postprocess import Detections, decode_detections, nms_per_label
-from .sam import SamSegmenter, load_segmenter
+from gar_tool.errors import InputError
+from gar_tool.media.images import ImageLike, load_image
+from gar_tool.regions.region import Region, Regions
+from gar_tool.grounding.defaults import DEFAULT_DETECTOR
+from gar_tool.grounding.checkpoints import WEIGHT_FILES, load_model_and_processor
+from gar_tool.grounding.phrases import build_prompt, chunk_phrases, parse_phrases, token_phrase_index
+from gar_tool.grounding.postprocess import Detections, decode_detections, nms_per_label
+from gar_tool.grounding.sam import SamSegmenter, load_segmenter
 
 _FILES = (("config.json",), WEIGHT_FILES, ("preprocessor_config.json", "processor_config.json"),
           ("tokenizer.json", "vocab.txt"))
@@ -42,7 +42,7 @@ class GroundingDetector:
     """Open-vocabulary detector: phrases → labelled regions.
 
     Build with :meth:`from_pretrained`. :meth:`detect` grounds phrases; :meth:`segment` turns
-    user boxes / points into masks (the :class:`gar_tool.regions.Segmenter` protocol).
+    user boxes / points into masks (the :class:`gar_tool.regions.region.Segmenter` protocol).
 
     Attributes:
         model: transformers ``GroundingDinoForObjectDetection`` (eval mode).
@@ -72,7 +72,7 @@ class GroundingDetector:
                 ``facebook/sam-vit-base``), a SAM directory or hub id, or a :class:`SamSegmenter`.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or None (best available).
             dtype: ``"float32"``, ``"bfloat16"``, ``"float16"``, a torch dtype, or None (float32 on
-                CPU, bfloat16 on CUDA, float16 on MPS: :func:`gar_tool.loading.pick_dtype`).
+                CPU, bfloat16 on CUDA, float16 on MPS: :func:`gar_tool.hub.pick_dtype`).
             kwargs: passed to the constructor (``nms_iou``).
 
         Raises :class:`~gar_tool.errors.ModelNotFoundError` (one line: which model, which files,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
-from ..errors import InputError
+from gar_tool.errors import InputError
 
 #: Characters Grounding DINO's text encoder treats as phrase boundaries (its special tokens, besides
 #: [CLS] / [SEP], are the tokens of "." and "?"). A phrase therefore cannot contain them.

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import ModelError
+from gar_tool.errors import ModelError
 
 
 @dataclass(frozen=True)

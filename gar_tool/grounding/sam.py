@@ -3,7 +3,7 @@
 :class:`SamSegmenter` follows the *load once, query many* shape: the heavy image encoder runs once
 per image (``set_image``, called implicitly by ``segment``) and its embedding is cached under a
 hash of the image's pixels, so further prompts on the same image only run the light prompt
-encoder and mask decoder. It implements the :class:`gar_tool.regions.Segmenter` protocol, so
+encoder and mask decoder. It implements the :class:`gar_tool.regions.region.Segmenter` protocol, so
 ``Region.from_box(box, size, image=img, segmenter=sam)`` gives a real object mask.
 
 Coordinates are image pixels, origin top-left, x right, y down. Boxes are ``(x1, y1, x2, y2)``
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import RegionError
-from ..images import ImageLike, load_image
-from ..regions import Region, Regions, validate_box
-from .defaults import DEFAULT_SEGMENTER
-from .checkpoints import WEIGHT_FILES, load_model_and_processor
+from gar_tool.errors import RegionError
+from gar_tool.media.images import ImageLike, load_image
+from gar_tool.regions.region import Region, Regions, validate_box
+from gar_tool.grounding.defaults import DEFAULT_SEGMENTER
+from gar_tool.grounding.checkpoints import WEIGHT_FILES, load_model_and_processor
 
 #: Spellings of "no segmenter" / "the default segmenter" accepted by :func:`load_segmenter`.
 NO_SEGMENTER = ("", "none", "off", "no", "false")

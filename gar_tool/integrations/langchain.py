@@ -22,9 +22,9 @@ from typing import Any, Sequence
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import ValidationError
 
-from ..tools.core import GARToolkit
-from ..tools.errors import FINAL_HINT, RETRY_HINT, agent_error_text, as_tool_error, format_validation_error
-from ..tools.specs import get_spec
+from gar_tool.tools.core import GARToolkit
+from gar_tool.tools.errors import FINAL_HINT, RETRY_HINT, agent_error_text, as_tool_error, format_validation_error
+from gar_tool.tools.specs import get_spec
 
 #: The adapter-independent text of a failed call (kept under this module's historical name).
 error_text = agent_error_text

@@ -16,14 +16,14 @@ Modules: :mod:`.schemas` (wire models), :mod:`.specs` (registry, schema exports)
 
 from __future__ import annotations
 
-from .core import GARToolkit
-from .errors import ToolError, ToolFailure, ToolInputError, as_tool_error
-from .inputs import ImageInputConfig, ImageResolver
-from .results import ToolResult
-from .schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, MeasureInput, MeasureOutput,
+from gar_tool.tools.core import GARToolkit
+from gar_tool.tools.errors import ToolError, ToolFailure, ToolInputError, as_tool_error
+from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
+from gar_tool.tools.results import ToolResult
+from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, MeasureInput, MeasureOutput,
                       RegionOut, RelateInput, RelateOutput)
-from .specs import TOOL_NAMES, TOOL_SPECS, ToolSpec, get_spec, json_schemas, mcp_tools, openai_tools
-from .store import SessionStore
+from gar_tool.tools.specs import TOOL_NAMES, TOOL_SPECS, ToolSpec, get_spec, json_schemas, mcp_tools, openai_tools
+from gar_tool.tools.store import SessionStore
 
 __all__ = ["GARToolkit", "ToolResult", "SessionStore", "ImageInputConfig", "ImageResolver",
            "ToolError", "ToolInputError", "ToolFailure", "as_tool_error",

@@ -26,21 +26,21 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..region_specs import coerce_region
-from ..regions import Region
-from .errors import ToolFailure, ToolInputError, as_tool_error
-from .inputs import ImageInputConfig, ImageResolver
-from .measure import measure as measure_masks
-from .relate_chunks import check_references, plan_chunks, to_global, to_ids
-from .results import ToolResult, fmt_box, fmt_num, region_out, region_phrase, render_overlay_png
-from .schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, ImageSize, MeasureInput,
+from gar_tool.regions.forms import coerce_region
+from gar_tool.regions.region import Region
+from gar_tool.tools.errors import ToolFailure, ToolInputError, as_tool_error
+from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
+from gar_tool.tools.measure import measure as measure_masks
+from gar_tool.tools.relate_chunks import check_references, plan_chunks, to_global, to_ids
+from gar_tool.tools.results import ToolResult, fmt_box, fmt_num, region_out, region_phrase, render_overlay_png
+from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, ImageSize, MeasureInput,
                       MeasureOutput, PairGeometry, PromptBinding, RegionGeometry, RelateChunk, RelateInput,
                       RelateOutput, region_wire)
-from .specs import TOOL_SPECS, get_spec
-from .store import SessionStore, StoredImage
+from gar_tool.tools.specs import TOOL_SPECS, get_spec
+from gar_tool.tools.store import SessionStore, StoredImage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..predictor import GAR
+    from gar_tool.gar.predictor import GAR
 
 #: Most pair lines in gar_measure's text (36 = every pair of 9 regions); the artifact has all pairs.
 MAX_PAIR_LINES = 36
@@ -79,7 +79,7 @@ class GARToolkit:
             current directory, data: URIs, base64, image ids; no URLs).
         max_new_tokens: GAR generation limit per answer.
         text_threshold: the detector's phrase-token threshold (not exposed to agents).
-        batcher: a :class:`gar_tool.batching.MicroBatcher` over ``gar`` (servers): GAR calls of
+        batcher: a :class:`gar_tool.gar.batching.MicroBatcher` over ``gar`` (servers): GAR calls of
             concurrent tool calls — and the chunks of one relate — are then submitted to it and run
             in shared batches. ``gar`` defaults to ``batcher.gar``.
     """
@@ -114,16 +114,16 @@ class GARToolkit:
         """
         gar = det = seg = None
         if model is not None:
-            from ..predictor import GAR
+            from gar_tool.gar.predictor import GAR
 
             gar = GAR.from_pretrained(model, device=device, dtype=dtype, compat=compat)  # type: ignore[arg-type]
         if detector is not None:
-            from ..grounding import GroundingDetector
+            from gar_tool.grounding import GroundingDetector
 
             det = GroundingDetector.from_pretrained(detector, segmenter=segmenter, device=device, dtype=dtype)
             seg = det.segmenter
         elif segmenter is not None:
-            from ..grounding import load_segmenter
+            from gar_tool.grounding import load_segmenter
 
             seg = load_segmenter(segmenter, device=device, dtype=dtype)
         return cls(gar, det, seg if seg is not None else False, **kwargs)
@@ -208,7 +208,7 @@ class GARToolkit:
         if self.detector is None:
             raise ToolFailure("gar_ground is not available: this toolkit has no grounding detector "
                               "(start it with a detector, e.g. --detector IDEA-Research/grounding-dino-tiny)")
-        from ..grounding.phrases import parse_phrases
+        from gar_tool.grounding.phrases import parse_phrases
 
         phrases = parse_phrases(inp.phrases)
         img = self.images.resolve(inp.image)

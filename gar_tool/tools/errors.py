@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import GARError, InputError
+from gar_tool.errors import GARError, InputError
 
 
 class ToolError(GARError):

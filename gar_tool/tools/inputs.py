@@ -13,7 +13,7 @@ A string is read as, in this order:
 
 Limits: encoded size ``max_bytes`` (file size, decoded base64, downloaded body), decoded pixel count
 ``max_pixels`` (checked from the header before decoding). EXIF orientation is applied
-(:func:`gar_tool.images.load_image`), so the image, its ``image_id`` and every pixel coordinate
+(:func:`gar_tool.media.images.load_image`), so the image, its ``image_id`` and every pixel coordinate
 refer to the image as displayed.
 
 URL safety (when enabled): only http / https; the host is resolved (``resolver``, default
@@ -41,10 +41,10 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
-from ..images import load_image
-from .errors import ToolFailure, ToolInputError
-from .schemas import IMAGE_ID_RE
-from .store import SessionStore, StoredImage
+from gar_tool.media.images import load_image
+from gar_tool.tools.errors import ToolFailure, ToolInputError
+from gar_tool.tools.schemas import IMAGE_ID_RE
+from gar_tool.tools.store import SessionStore, StoredImage
 
 #: ``resolver(host, port) -> addresses`` (IP address strings).
 Resolver = Callable[[str, int], Sequence[str]]

@@ -3,7 +3,7 @@
 Conventions: masks are ``(H, W)`` ``bool`` arrays of one image. Pixel ``(row, col)`` covers
 ``[col, col + 1) × [row, row + 1)`` in image coordinates (origin top-left, x right, y down), so its
 centre is ``(col + 0.5, row + 0.5)``. Boxes are ``(x1, y1, x2, y2)`` with ``x2`` / ``y2``
-exclusive, as in :mod:`gar_tool.regions`; a centroid is the mean of the mask's pixel centres (the
+exclusive, as in :mod:`gar_tool.regions.region`; a centroid is the mean of the mask's pixel centres (the
 centre of a filled box is therefore the box centre).
 
 Pairwise relations describe region A (earlier in the list) relative to region B:

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .errors import ToolInputError
+from gar_tool.tools.errors import ToolInputError
 
 _PROMPT_RE = re.compile(r"<Prompt(\d+)>")
 OUTSIDE_DEFAULT = "another region"

@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel
 
-from ..regions import Region
-from ..rle import rle_encode
-from .schemas import RegionOut, RleMask
+from gar_tool.regions.region import Region
+from gar_tool.regions.rle import rle_encode
+from gar_tool.tools.schemas import RegionOut, RleMask
 
 
 def fmt_num(value: float) -> str:
@@ -51,8 +51,8 @@ def region_phrase(region: Region) -> str:
 
 
 def render_overlay_png(image: Any, regions: Sequence[Region], legend: Sequence[str]) -> bytes:
-    """PNG bytes of :func:`gar_tool.overlay.draw_overlay` with one legend line per region."""
-    from ..overlay import draw_overlay
+    """PNG bytes of :func:`gar_tool.media.overlay.draw_overlay` with one legend line per region."""
+    from gar_tool.media.overlay import draw_overlay
 
     buf = io.BytesIO()
     draw_overlay(image, list(regions), labels=list(legend)).save(buf, format="PNG")
@@ -99,7 +99,7 @@ class ToolResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ToolResult":
         """Inverse of :meth:`to_dict` (validates ``output`` with the tool's output model)."""
-        from .specs import get_spec
+        from gar_tool.tools.specs import get_spec
 
         spec = get_spec(data["tool"])
         png = data.get("overlay_png_base64")

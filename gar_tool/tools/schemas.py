@@ -133,7 +133,7 @@ ImageRef = Annotated[str, Field(min_length=1, description=IMAGE_DESCRIPTION)]
 
 
 def region_wire(region: Any) -> str | dict:
-    """A validated :data:`RegionInput` → the plain form :func:`gar_tool.region_specs.coerce_region`
+    """A validated :data:`RegionInput` → the plain form :func:`gar_tool.regions.forms.coerce_region`
     accepts (a region id string, or a dict without ``None`` values)."""
     if isinstance(region, str):
         return region

@@ -15,8 +15,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from .errors import ToolInputError
-from .schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, MeasureInput, MeasureOutput,
+from gar_tool.tools.errors import ToolInputError
+from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, MeasureInput, MeasureOutput,
                       RelateInput, RelateOutput)
 
 

@@ -28,9 +28,9 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from ..regions import Region
-from .errors import ToolInputError
-from .schemas import IMAGE_ID_RE, REGION_ID_RE
+from gar_tool.regions.region import Region
+from gar_tool.tools.errors import ToolInputError
+from gar_tool.tools.schemas import IMAGE_ID_RE, REGION_ID_RE
 
 
 def compute_image_id(image: Image.Image) -> str:

@@ -1,0 +1,157 @@
+"""Finding and loading GAR checkpoints (the released Hugging Face layout), without remote code.
+
+A model argument is a local directory or a hub id (``HaochenWang/GAR-1B``). Hub ids are resolved
+through the local Hugging Face cache first; a download is attempted only when files are missing
+and ``HF_HUB_OFFLINE`` is not set. Only safetensors weights are read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from gar_tool.errors import InputError, ModelError, ModelNotFoundError
+
+#: Files a GAR checkpoint directory must hold (weights: single file or a sharded index).
+REQUIRED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json",
+                  "preprocessor_config.json", "processor_config.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+OPTIONAL_FILES = ("chat_template.jinja", "special_tokens_map.json", "generation_config.json")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+           "half": torch.float16}
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """``None`` → CUDA if available, else MPS, else CPU."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r} (expected cpu, cuda, cuda:N or mps): {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available on this machine")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"device {device!r} requested but MPS is not available on this machine")
+    return dev
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``None``/"auto" → float32 on CPU, bfloat16 on CUDA (float16 without bf16 support), float16 on MPS."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise InputError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)} or 'auto'") from None
+
+
+def _missing(directory: Path) -> list[str]:
+    miss = [f for f in REQUIRED_FILES if not (directory / f).is_file()]
+    if not any((directory / f).is_file() for f in WEIGHT_FILES):
+        miss.append(WEIGHT_FILES[0])
+    return miss
+
+
+def resolve_checkpoint(model: str | os.PathLike) -> Path:
+    """Local directory holding a GAR checkpoint for ``model`` (a directory or a hub id).
+
+    Raises ``ModelNotFoundError`` with one line naming the missing files and how to fix it.
+    """
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        miss = _missing(path)
+        if miss:
+            raise ModelNotFoundError(f"{text!r} is not a GAR checkpoint directory: missing {', '.join(miss)}")
+        return path
+    if path.exists() or not _HUB_ID.match(text) or text.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"model {text!r}: no such checkpoint directory (nor a hub id like 'owner/name')")
+    return _from_hub(text)
+
+
+def _from_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = list(REQUIRED_FILES + WEIGHT_FILES + OPTIONAL_FILES) + ["model-*.safetensors"]
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    err: Exception | None = None
+    for local_only in ((True,) if offline else (True, False)):
+        try:
+            d = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=local_only))
+        except Exception as exc:  # hub errors differ across huggingface_hub versions
+            err = exc
+            continue
+        if not _missing(d):
+            return d
+    how = "offline (HF_HUB_OFFLINE is set)" if offline else f"could not be downloaded ({type(err).__name__})"
+    raise ModelNotFoundError(
+        f"model {repo_id!r} is not in the local Hugging Face cache and {how}: missing "
+        f"{', '.join(REQUIRED_FILES + (WEIGHT_FILES[0],))}; download it where there is network "
+        f"(`hf download {repo_id} --local-dir DIR`) and pass --model DIR")
+
+
+def read_config(directory: Path) -> dict:
+    try:
+        cfg = json.loads((directory / "config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{directory / 'config.json'} is not valid JSON: {exc}") from None
+    if cfg.get("model_type") != "GAR" or not isinstance(cfg.get("mllm_config"), dict):
+        raise ModelError(f"{directory / 'config.json'} is not a GAR config "
+                         f"(model_type {cfg.get('model_type')!r}, expected 'GAR' with an mllm_config)")
+    return cfg
+
+
+def read_tensor(directory: Path, key: str) -> torch.Tensor:
+    """One tensor from the checkpoint's safetensors (single file or shards)."""
+    from safetensors import safe_open
+
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        shard = json.loads(index.read_text()).get("weight_map", {}).get(key)
+        files = [directory / shard] if shard else []
+    else:
+        files = [directory / "model.safetensors"]
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            if key in st.keys():
+                return st.get_tensor(key)
+    raise ModelError(f"checkpoint in {directory} has no tensor {key!r}")
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bars (we report our own errors)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+__all__ = ["resolve_checkpoint", "read_config", "read_tensor", "pick_device", "pick_dtype",
+           "quiet_transformers", "REQUIRED_FILES", "WEIGHT_FILES"]

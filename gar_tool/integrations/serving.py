@@ -1,0 +1,98 @@
+"""What the HTTP and MCP servers share (neither adapter imports the other; both import this).
+
+* :func:`load_toolkit` — load the components once at start-up into a :class:`GARToolkit` whose GAR
+  calls go through a :class:`~gar_tool.gar.batching.MicroBatcher` (concurrent requests share batches);
+* :func:`with_batcher` — the same for a toolkit built elsewhere;
+* :func:`component_names` — which models serve which tool (health / status output);
+* :func:`agent_error_text` — the one-line text an agent reads for a failed call.
+
+Nothing here imports FastAPI, uvicorn or the MCP SDK; torch is imported only when models load.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from gar_tool.errors import InputError
+from gar_tool.tools.core import GARToolkit
+from gar_tool.tools.errors import FINAL_HINT, RETRY_HINT, agent_error_text  # noqa: F401  (re-exported)
+from gar_tool.tools.inputs import ImageInputConfig
+
+def with_batcher(toolkit: GARToolkit, max_batch: int = 8, max_wait: float = 0.01) -> GARToolkit:
+    """A toolkit sharing ``toolkit``'s components, store and input rules whose GAR calls go through
+    a new :class:`~gar_tool.gar.batching.MicroBatcher` (``toolkit`` itself is returned when it has no
+    GAR or already has a batcher). Close it with ``toolkit.batcher.close()`` at shut-down."""
+    if toolkit.gar is None or toolkit.batcher is not None:
+        return toolkit
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+        raise InputError(f"max_batch must be a positive integer, got {max_batch!r}")
+    if not max_wait >= 0:
+        raise InputError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
+    from gar_tool.gar.batching import MicroBatcher
+
+    return GARToolkit(batcher=MicroBatcher(toolkit.gar, max_batch=max_batch, max_wait=max_wait),
+                      detector=toolkit.detector, segmenter=toolkit.segmenter or False, store=toolkit.store,
+                      inputs=toolkit.images.config, max_new_tokens=toolkit.max_new_tokens,
+                      text_threshold=toolkit.text_threshold)
+
+
+def _none(value: Any) -> Any:
+    """CLI values ``"none"`` / ``""`` → None (leave the component out)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return None
+    return value
+
+
+def image_inputs(allow_dirs: Sequence[str | os.PathLike] | None = None, allow_urls: bool = False,
+                 **limits: Any) -> ImageInputConfig:
+    """Image input rules of a server: paths under ``allow_dirs`` (default: the working directory),
+    URLs only with ``allow_urls``. Raises :class:`InputError` for a directory that does not exist."""
+    roots = None
+    if allow_dirs:
+        roots = []
+        for d in allow_dirs:
+            path = Path(d).expanduser()
+            if not path.is_dir():
+                raise InputError(f"--allow-dir {str(d)!r} is not a directory")
+            roots.append(path)
+    return ImageInputConfig(allowed_roots=roots, allow_urls=allow_urls, **limits)
+
+
+def load_toolkit(model: str | None, detector: str | None = None, segmenter: Any = None, *,
+                 device: str | None = None, dtype: str | None = None, compat: str = "default",
+                 inputs: ImageInputConfig | None = None, max_new_tokens: int = 256, max_batch: int = 8,
+                 max_wait: float = 0.01) -> tuple[GARToolkit, dict[str, str | None]]:
+    """Load the components once (``None`` / ``"none"`` = leave one out) and return
+    ``(toolkit, names)``: a micro-batched toolkit and ``{"gar", "detector", "segmenter"}`` names
+    for status output."""
+    model, detector, segmenter = _none(model), _none(detector), _none(segmenter)
+    if model is None and detector is None:
+        raise InputError("nothing to serve: give --model (GAR) and/or --detector (Grounding DINO)")
+    kit = GARToolkit.load(model=model, detector=detector, segmenter=segmenter, device=device, dtype=dtype,
+                          compat=compat, inputs=inputs, max_new_tokens=max_new_tokens)
+    names = {"gar": None if model is None else str(model), "detector": None if detector is None else str(detector),
+             "segmenter": None if kit.segmenter is None else str(segmenter)}
+    return with_batcher(kit, max_batch=max_batch, max_wait=max_wait), names
+
+
+def component_names(toolkit: Any, names: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    """``{"gar", "detector", "segmenter"}``: the given names, else each component's ``name``
+    attribute or class name (None for a missing component)."""
+    out: dict[str, str | None] = {}
+    for key in ("gar", "detector", "segmenter"):
+        given = (names or {}).get(key)
+        obj = getattr(toolkit, key, None)
+        if given is not None:
+            out[key] = given
+        elif obj is None:
+            out[key] = None
+        else:
+            name = getattr(obj, "name", None)
+            out[key] = name if isinstance(name, str) else type(obj).__name__
+    return out
+
+
+__all__ = ["agent_error_text", "with_batcher", "image_inputs", "load_toolkit", "component_names",
+           "RETRY_HINT", "FINAL_HINT"]
