@@ -105,8 +105,8 @@ def main(argv=None) -> int:
           f"{tile}px + thumbnail, {args.new_tokens} new tokens; model built in {t_build:.0f}s")
 
     def run(gar, images, regions, questions):
-        samples = [gar._sample(i, r, q) for i, r, q in zip(images, regions, questions)]
-        return gar._generate(samples, None, DecodeOptions(ignore_eos=True, **opts))
+        reqs = [gar.request(i, r, q) for i, r, q in zip(images, regions, questions)]
+        return gar.answer(reqs, DecodeOptions(ignore_eos=True, **opts))
 
     parts = set(args.parts.split(","))
     rows = []
@@ -155,6 +155,7 @@ def region_sets(model, processor, img, sets, run):
     return t_seq, t_bat, ds, db
 
 
+@torch.no_grad()
 def roi_and_import(model, processor, img, sets, rows):
     """RoI replay (both regions of one request) vs one batch-1 decode step; import time."""
     from gar_tool.gar.predictor import GAR
@@ -171,7 +172,7 @@ def roi_and_import(model, processor, img, sets, rows):
         from gar_tool.gar.generation import DecodeOptions
 
         g.engine.timings.clear()
-        g._generate([g._sample(img, sets[0], QUESTIONS[0])], None, DecodeOptions(max_new_tokens=9, ignore_eos=True))
+        g.answer([g.request(img, sets[0], QUESTIONS[0])], DecodeOptions(max_new_tokens=9, ignore_eos=True))
         step = g.engine.timings["decode"] / g.engine.timings["decode_steps"]
     print(f"RoI replay (2 regions): {t_roi * 1e3:.2f} ms = {100 * t_roi / step:.3f}% of a decode step ({step:.3f}s)")
     imp = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); import gar_tool; "

@@ -40,21 +40,21 @@ def tiny_toolkit(tiny_gar: Any, dino_dir: Path | None, *, batch_wait: float | No
     batcher = None if batch_wait is None else MicroBatcher(gar, max_batch=8, max_wait=batch_wait)
     det = None if dino_dir is None else GroundingDetector.from_pretrained(str(dino_dir), segmenter=None, device="cpu")
     kw.setdefault("max_new_tokens", 3)
-    return GARToolkit(gar if batcher is None else None, det, False, batcher=batcher, **kw)
+    return GARToolkit(gar if batcher is None else batcher, det, False, **kw)
 
 
 class SlowGAR(FakeGAR):
-    """A FakeGAR whose ``describe`` waits until ``release`` is set (to hold a server slot)."""
+    """A FakeGAR whose ``answer`` waits until ``release`` is set (to hold a server slot)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def describe(self, *args: Any, **kwargs: Any) -> Any:
+    def answer(self, *args: Any, **kwargs: Any) -> Any:
         self.entered.set()
         self.release.wait(timeout=30)
-        return super().describe(*args, **kwargs)
+        return super().answer(*args, **kwargs)
 
 
 class LiveServer:
@@ -106,4 +106,4 @@ def real_kit(tiny_gar, tiny_dino_dir):
     path, _ = bench_item()
     kit = tiny_toolkit(tiny_gar, tiny_dino_dir, inputs=ImageInputConfig(allowed_roots=[path.parent]))
     yield kit
-    kit.batcher.close()
+    kit.gar.close()

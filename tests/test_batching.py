@@ -11,7 +11,8 @@ import pytest
 from gar_tool import GAR
 from gar_tool.gar.batching import MicroBatcher
 from gar_tool.gar.engine import CacheConfig
-from gar_tool.errors import PromptError, RegionError
+from gar_tool.errors import InputError, PromptError, RegionError
+from gar_tool.gar.protocol import DecodeOptions
 
 IMG = (np.random.RandomState(5).rand(200, 260, 3) * 255).astype(np.uint8)
 REGS = [[{"box": [10, 10, 100, 90]}, {"box": [120, 40, 250, 190]}],
@@ -36,7 +37,7 @@ def test_concurrent_requests_share_one_batch(batcher, tiny_gar):
 
     def worker(i):
         start.wait()
-        results[i] = batcher.run(IMG, REGS[i], Q, max_new_tokens=4).token_ids
+        results[i] = batcher.relate(IMG, REGS[i], Q, max_new_tokens=4).token_ids
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(REGS))]
     for t in threads:
@@ -47,26 +48,39 @@ def test_concurrent_requests_share_one_batch(batcher, tiny_gar):
     assert batcher.batches_run == 1
 
 
+def test_is_a_gar_backend(batcher, tiny_gar):
+    from gar_tool.gar.protocol import GARBackend
+
+    assert isinstance(batcher, GARBackend) and isinstance(tiny_gar, GARBackend)
+    assert batcher.prompt_slots == tiny_gar.prompt_slots == 5
+
+
 def test_bad_requests_fail_in_the_caller(batcher):
     with pytest.raises(PromptError, match="never named"):
-        batcher.submit(IMG, REGS[0], "What is <Prompt0>?", max_new_tokens=2)
+        batcher.request(IMG, REGS[0], "What is <Prompt0>?")
     with pytest.raises(RegionError, match="outside"):
-        batcher.submit(IMG, [{"box": [0, 0, 999, 5]}], None, max_new_tokens=2)
-    assert batcher.run(IMG, REGS[0][:1], None, max_new_tokens=2).finish_reason in ("length", "stop")
+        batcher.request(IMG, [{"box": [0, 0, 999, 5]}], None)
+    with pytest.raises(InputError, match="unknown decoding option"):
+        batcher.describe(IMG, REGS[0][0], max_tokens=2)
+    assert batcher.batches_run == 0
+    ans = batcher.describe(IMG, REGS[0][0], max_new_tokens=2)
+    assert ans.text == GAR(batcher.gar.model, batcher.gar.processor).describe(IMG, REGS[0][0], max_new_tokens=2).text
 
 
-def test_different_options_are_not_mixed(batcher):
-    futures = [batcher.submit(IMG, REGS[0], Q, max_new_tokens=2), batcher.submit(IMG, REGS[1], Q, max_new_tokens=3)]
+def test_different_options_are_not_mixed(batcher, tiny_gar):
+    plain = GAR(tiny_gar.model, tiny_gar.processor, cache=CacheConfig.disabled())
+    reqs = [batcher.request(IMG, REGS[0], Q), batcher.request(IMG, REGS[1], Q)]
+    futures = [batcher.submit(reqs[0], DecodeOptions(max_new_tokens=2, ignore_eos=True)),
+               batcher.submit(reqs[1], DecodeOptions(max_new_tokens=3, ignore_eos=True))]
     answers = [f.result(timeout=60) for f in futures]
-    assert [len(a.token_ids) <= n for a, n in zip(answers, (2, 3))] == [True, True]
+    assert [len(a.token_ids) for a in answers] == [2, 3]  # each decoded with its own options
+    assert [a.finish_reason for a in answers] == ["length", "length"]
+    assert answers[1].token_ids == plain.relate(IMG, REGS[1], Q, max_new_tokens=3, ignore_eos=True).token_ids
     assert batcher.batches_run == 2
 
 
-def test_async_form(batcher):
-    import asyncio
-
-    async def go():
-        return await asyncio.gather(*(batcher.arun(IMG, r, Q, max_new_tokens=2) for r in REGS))
-
-    answers = asyncio.run(go())
-    assert len(answers) == 3 and batcher.batches_run == 1
+def test_answer_runs_a_list_in_one_batch(batcher):
+    reqs = [batcher.request(IMG, r, Q) for r in REGS]
+    answers = batcher.answer(reqs, DecodeOptions(max_new_tokens=2))
+    assert [a.token_ids for a in answers] == [a.token_ids for a in batcher.gar.answer(reqs, DecodeOptions(max_new_tokens=2))]
+    assert batcher.batches_run == 1

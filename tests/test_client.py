@@ -30,7 +30,7 @@ def kit(tiny_gar, tiny_dino_dir):  # noqa: F811
     # allowed_roots=[]: this server reads no files, so everything the client sends must be uploaded
     k = tiny_toolkit(tiny_gar, tiny_dino_dir, inputs=ImageInputConfig(allowed_roots=[]))
     yield k
-    k.batcher.close()
+    k.gar.close()
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +177,9 @@ def test_async_client_against_the_asgi_app(tiny_gar):
         image_id, results, stored, region = asyncio.run(go())
         assert stored.image_id == image_id and (stored.width, stored.height) == (128, 96)
         assert [r.artifact.region.area for r in results] == [900, 2500] and region.area == 2500
-        assert kit.batcher.batches_run == 1  # the two concurrent describes ran as one batch
+        assert kit.gar.batches_run == 1  # the two concurrent describes ran as one batch
     finally:
-        kit.batcher.close()
+        kit.gar.close()
 
 
 # ------------------------------------------------------------------------------- planner, remote

@@ -51,6 +51,7 @@ def test_replay_boxes(gar_original, gar_default):
     assert default.tolist() == [[10 / W, 20 / H, 89 / W, 119 / H], b_box]
 
 
+@torch.no_grad()
 def _replays(gar, regions, q):
     inp = gar.inputs(_image(), regions, q)
     m = gar.model

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from conftest import FIXTURE, FIXTURE_CASES
 from gar_tool.gar.generation import DecodeOptions
-from gar_tool.gar.engine import CacheConfig, Sample
+from gar_tool.gar.engine import CacheConfig
 from gar_tool.regions.region import Region, Regions
 
 ATOL = 1e-4
@@ -28,6 +28,7 @@ def _load(name):
 
 
 @pytest.mark.parametrize("name", FIXTURE_CASES)
+@torch.no_grad()
 def test_intermediates_match(gar_original, name):
     case, exp, img, regs, question = _load(name)
     m = gar_original.model
@@ -61,11 +62,12 @@ def test_logits_and_greedy_tokens_match(gar_any, name):
     logits = gar_original.next_token_logits(img, regs, question)
     torch.testing.assert_close(logits, exp["last_prompt_logits"], atol=ATOL, rtol=ATOL)
     steps = len(exp["generated_ids"])
-    ans = gar_original._generate([Sample(img, regs, question)], None,
-                                 DecodeOptions(max_new_tokens=steps), keep_logits=True)[0]
+    gen = gar_original.generate([gar_original.request(img, regs, question)], DecodeOptions(max_new_tokens=steps),
+                                keep_logits=True)
+    ans = gen.answers[0]
     assert ans.token_ids == exp["generated_ids"].tolist()
     assert ans.prompt_tokens == case["input_ids"]["length"]
-    step_logits = gar_original.last_step_logits
+    step_logits = gen.step_logits
     torch.testing.assert_close(step_logits[1][0], exp["step1_logits"], atol=ATOL, rtol=ATOL)
     top5 = torch.stack([s[0] for s in step_logits]).topk(5, dim=-1)
     torch.testing.assert_close(top5.values, exp["step_logits_top5_values"], atol=ATOL, rtol=ATOL)

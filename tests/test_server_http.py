@@ -110,11 +110,11 @@ def test_concurrent_requests_are_micro_batched(tiny_gar):
     try:
         answers = run(go())
         assert [a.status_code for a in answers] == [200, 200, 200]
-        assert kit.batcher.batches_run == 1
+        assert kit.gar.batches_run == 1
         expected = [tiny_gar.describe(ARR, {"box": b}, max_new_tokens=3).text for b in boxes]
         assert [a.json()["output"]["description"] for a in answers] == expected
     finally:
-        kit.batcher.close()
+        kit.gar.close()
 
 
 # ------------------------------------------------------------------------------- status / docs

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from gar_tool.gar.protocol import DecodeOptions, GARAnswer, GARFrontMixin, GARRequest
 from gar_tool.media.images import load_image
+from gar_tool.regions.forms import coerce_regions
 from gar_tool.regions.region import Region, Regions
 
 
@@ -47,35 +48,33 @@ def write_png(path: Path, arr: np.ndarray) -> Path:
     return path
 
 
-@dataclass
-class FakeAnswer:
-    text: str
-    token_ids: list[int] = field(default_factory=list)
-    finish_reason: str = "stop"
-    prompt_tokens: int = 0
-
-
-class FakeGAR:
-    """Records calls; describe answers ``"region of N px"``, relate echoes its question."""
+class FakeGAR(GARFrontMixin):
+    """A GARBackend that records calls; describe answers ``"region of N px"``, relate echoes its
+    question (``finish_reason="length"`` for single-region questions)."""
 
     def __init__(self, prompt_slots: int = 5, fail: Exception | None = None) -> None:
         self.prompt_slots = prompt_slots
         self.fail = fail
         self.calls: list[tuple[str, Any]] = []
 
-    def describe(self, image: Any, region: Region, *, instruction: str | None = None,
-                 max_new_tokens: int = 256) -> FakeAnswer:
-        self.calls.append(("describe", dict(size=load_image(image).size, region=region, instruction=instruction)))
-        if self.fail is not None:
-            raise self.fail
-        return FakeAnswer(f"region of {region.area} px")
+    def request(self, image: Any, regions: Any, question: str | None = None, *,
+                instruction: str | None = None, compat: Any = None) -> GARRequest:
+        pil = load_image(image)
+        return GARRequest(pil, coerce_regions(regions, (pil.height, pil.width)), question, instruction)
 
-    def relate(self, images: Any, regions: Any, questions: Any, *, max_new_tokens: int = 256) -> list[FakeAnswer]:
-        self.calls.append(("relate", dict(images=images, regions=regions, questions=questions)))
+    def answer(self, requests: Any, options: DecodeOptions | None = None) -> list[GARAnswer]:
+        reqs = list(requests)
+        if all(r.question is None for r in reqs):
+            for r in reqs:
+                self.calls.append(("describe", dict(size=r.image.size, region=r.regions[0], instruction=r.instruction)))
+        else:
+            self.calls.append(("relate", dict(images=[r.image for r in reqs], regions=[list(r.regions) for r in reqs],
+                                              questions=[r.question for r in reqs])))
         if self.fail is not None:
             raise self.fail
-        return [FakeAnswer(f"saw {len(r)}: {q}", finish_reason="length" if len(r) == 1 else "stop")
-                for r, q in zip(regions, questions)]
+        return [GARAnswer(f"region of {r.regions[0].area} px", [], "stop", 0) if r.question is None else
+                GARAnswer(f"saw {len(r.regions)}: {r.question}", [], "length" if len(r.regions) == 1 else "stop", 0)
+                for r in reqs]
 
 
 class FakeSegmenter:

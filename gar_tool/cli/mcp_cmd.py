@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gar_tool.cli.server_options import setup_logging, stdout_to_stderr, toolkit_from_args
+    from gar_tool.integrations.serving import close_toolkit
 
     setup_logging(args.log_level)
     with stdout_to_stderr():  # nothing but the protocol may reach stdout
@@ -49,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
             anyio.run(run_stdio, server)
     finally:
-        if toolkit.batcher is not None:
-            toolkit.batcher.close()
+        close_toolkit(toolkit)
     return 0
 
 

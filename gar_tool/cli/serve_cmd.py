@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from gar_tool.errors import InputError
     from gar_tool.cli.server_options import setup_logging, toolkit_from_args
+    from gar_tool.integrations.serving import close_toolkit
 
     if args.retry_after < 1:
         raise InputError(f"--retry-after must be >= 1 second, got {args.retry_after}")
@@ -46,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
                          max_concurrency=args.max_concurrency, retry_after=args.retry_after, model_names=names)
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
-        if toolkit.batcher is not None:
-            toolkit.batcher.close()
+        close_toolkit(toolkit)
     return 0
 
 

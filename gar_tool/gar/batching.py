@@ -1,41 +1,49 @@
-"""Micro-batching of concurrent GAR requests (used by the HTTP and MCP servers).
+"""Micro-batching of concurrent GAR requests (the servers' and the in-process toolkit's GAR).
 
-Requests submitted from many threads (or asyncio tasks) within a short wait window are run as one
-batched ``GAR`` call: one vision pass over the distinct images, one RoI replay, one batched prefill
-and one batched decode. Requests with different decoding options go to different batches. Inputs
-are validated in the caller's thread, so a bad request fails alone and never poisons a batch.
+:class:`MicroBatcher` wraps a :class:`~gar_tool.gar.protocol.GARBackend` (normally a
+:class:`~gar_tool.GAR`) and is one itself: requests answered from many threads (or asyncio tasks)
+within a short wait window are run as one batched ``answer`` call on the wrapped backend — one
+vision pass over the distinct images, one RoI replay, one batched prefill and one batched decode.
+Requests with different decoding options go to different batches. Requests are validated by
+``request`` in the caller's thread, so a bad request fails alone and never poisons a batch; a
+batch that fails on one request's account is retried request by request, so the failure stays
+with it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
-from gar_tool.gar.engine import Sample
 from gar_tool.errors import GARError
-from gar_tool.gar.generation import DecodeOptions
+from gar_tool.gar.protocol import Compat, DecodeOptions, GARAnswer, GARBackend, GARFrontMixin, GARRequest
 
 
 @dataclass
 class _Job:
-    sample: Sample
-    compat: str | None
+    request: GARRequest
     opts: DecodeOptions
-    future: Future = field(default_factory=Future)
+    future: "Future[GARAnswer]" = field(default_factory=Future)
 
 
-class MicroBatcher:
+class MicroBatcher(GARFrontMixin):
     """Collects requests for up to ``max_wait`` seconds (or ``max_batch`` requests) and runs them
-    together on ``gar``. Thread-safe; call :meth:`close` to stop the worker."""
+    together on ``gar``. Thread-safe; call :meth:`close` to stop the worker.
 
-    def __init__(self, gar: Any, max_batch: int = 8, max_wait: float = 0.01) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    Attributes:
+        gar: the wrapped backend.
+        batches_run: how many batched calls the worker made (for tests and status pages).
+    """
+
+    def __init__(self, gar: GARBackend, max_batch: int = 8, max_wait: float = 0.01) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+        if not max_wait >= 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
         self.gar = gar
         self.max_batch = max_batch
         self.max_wait = max_wait
@@ -45,31 +53,33 @@ class MicroBatcher:
         self._closed = False
         self._worker.start()
 
-    # ------------------------------------------------------------------ submission
-    def submit(self, image: Any, regions: Any, question: str | None, *, instruction: str | None = None,
-               compat: str | None = None, **decode: Any) -> Future:
-        """Validate and enqueue one request; returns a Future of a ``GARAnswer``.
+    # ------------------------------------------------------------------ GARBackend
+    @property
+    def prompt_slots(self) -> int:
+        return self.gar.prompt_slots
 
-        ``question=None`` describes ``regions`` (one region). Raises ``InputError`` at once for bad
-        input (image, regions, question/regions mismatch, decoding options)."""
+    @property
+    def name(self) -> str:
+        return str(getattr(self.gar, "name", type(self.gar).__name__))
+
+    def request(self, image: Any, regions: Any, question: str | None = None, *,
+                instruction: str | None = None, compat: Compat | None = None) -> GARRequest:
+        return self.gar.request(image, regions, question, instruction=instruction, compat=compat)
+
+    def answer(self, requests: Sequence[GARRequest], options: DecodeOptions | None = None) -> list[GARAnswer]:
+        """Submit every request and wait: they share batches with each other and with other
+        callers' requests."""
+        futures = [self.submit(r, options) for r in requests]
+        return [f.result() for f in futures]
+
+    # ------------------------------------------------------------------ submission
+    def submit(self, request: GARRequest, options: DecodeOptions | None = None) -> "Future[GARAnswer]":
+        """Enqueue one validated request (from :meth:`request`); returns a Future of its answer."""
         if self._closed:
             raise RuntimeError("MicroBatcher is closed; create a new one")
-        opts = DecodeOptions(**decode)
-        sample = self.gar._sample(image, regions, question, instruction)
-        mode = self.gar._mode(compat)
-        self.gar.processor.plan(sample.regions, question, mode, instruction)  # fail here, not in a batch
-        job = _Job(sample, mode, opts)
+        job = _Job(request, options if options is not None else DecodeOptions())
         self._queue.put(job)
         return job.future
-
-    def run(self, image: Any, regions: Any, question: str | None, **kwargs: Any) -> Any:
-        """Blocking form of :meth:`submit`."""
-        return self.submit(image, regions, question, **kwargs).result()
-
-    async def arun(self, image: Any, regions: Any, question: str | None, **kwargs: Any) -> Any:
-        """asyncio form of :meth:`submit` (validation runs in the event loop thread: it is cheap
-        compared with the model, but decodes the image)."""
-        return await asyncio.wrap_future(self.submit(image, regions, question, **kwargs))
 
     def close(self) -> None:
         if not self._closed:
@@ -94,7 +104,7 @@ class MicroBatcher:
                 if nxt is None:
                     self._queue.put(None)
                     break
-                if (nxt.opts, nxt.compat) == (job.opts, job.compat):
+                if nxt.opts == job.opts:
                     batch.append(nxt)
                 else:
                     pending.append(nxt)  # different options: next batch
@@ -105,7 +115,7 @@ class MicroBatcher:
         if not live:
             return
         try:
-            answers = self.gar._generate([j.sample for j in live], live[0].compat, live[0].opts)
+            answers = self.gar.answer([j.request for j in live], live[0].opts)
             self.batches_run += 1
         except GARError as exc:
             if len(live) == 1:
@@ -123,7 +133,7 @@ class MicroBatcher:
 
     def _execute_one(self, job: _Job) -> None:
         try:
-            job.future.set_result(self.gar._generate([job.sample], job.compat, job.opts)[0])
+            job.future.set_result(self.gar.answer([job.request], job.opts)[0])
             self.batches_run += 1
         except Exception as exc:
             job.future.set_exception(exc)

@@ -29,7 +29,7 @@ import torch
 from gar_tool.cache import LRUCache, content_key
 from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode, positions_from_mask
 from gar_tool.gar.processing import GARInputs, GARProcessor
-from gar_tool.gar.processing.prompts import Compat
+from gar_tool.gar.protocol import GARRequest
 
 MiB = 1 << 20
 
@@ -49,17 +49,6 @@ class CacheConfig:
 
 
 @dataclass
-class Sample:
-    """One request: an RGB PIL image, its Regions, a question (None = describe) and an optional
-    describe instruction."""
-
-    image: Any
-    regions: Any
-    question: str | None
-    instruction: str | None = None
-
-
-@dataclass
 class _Prepared:
     inputs: GARInputs
     image_key: str
@@ -69,7 +58,7 @@ class _Prepared:
 
 
 class InferenceEngine:
-    """Runs batches of :class:`Sample` through a GARModel with caching. Not thread-safe by itself
+    """Runs batches of :class:`~gar_tool.gar.protocol.GARRequest` through a GARModel with caching. Not thread-safe by itself
     (``GAR`` serialises calls)."""
 
     def __init__(self, model: Any, processor: GARProcessor, cache: CacheConfig | None = None,
@@ -96,14 +85,14 @@ class InferenceEngine:
             c.clear()
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, sample: Sample, compat: Compat) -> _Prepared:
+    def prepare(self, sample: GARRequest) -> _Prepared:
         pil = sample.image
         image_key = content_key(np.asarray(pil), "rgb")
         tiles = self.tiles.get(image_key)
         if tiles is None:
             tiles = self.processor.tile_image(pil)
             self.tiles.put(image_key, tiles)
-        inp = self.processor(pil, sample.regions, sample.question, compat, sample.instruction, tiles=tiles)
+        inp = self.processor(pil, sample.regions, sample.question, sample.compat, sample.instruction, tiles=tiles)
         binary = inp.label_tiles != self.processor.vocab.prompt_slots
         vision_key = content_key(image_key, binary)
         ids = inp.input_ids
@@ -115,6 +104,7 @@ class InferenceEngine:
         return prep
 
     # ------------------------------------------------------------------ vision + replay
+    @torch.no_grad()
     def vision_features(self, preps: Sequence[_Prepared]) -> list[torch.Tensor]:
         """Per sample ``(T, S², H)`` features; distinct uncached (image, masks) pairs in one batch."""
         found: dict[str, torch.Tensor] = {}
@@ -158,10 +148,13 @@ class InferenceEngine:
         return out
 
     # ------------------------------------------------------------------ prefill + decode
-    def generate(self, samples: Sequence[Sample], compat: Compat, opts: DecodeOptions,
-                 stop_ids: set[int], keep_logits: bool = False) -> tuple[DecodeResult, list[int]]:
+    @torch.no_grad()
+    def generate(self, samples: Sequence[GARRequest], opts: DecodeOptions, stop_ids: set[int],
+                 keep_logits: bool = False) -> tuple[DecodeResult, list[int]]:
+        """Decode every request (each with its own ``compat``) → the decode result and the prompt
+        length of each."""
         with self._timed("preprocess"):
-            preps = [self.prepare(s, compat) for s in samples]
+            preps = [self.prepare(s) for s in samples]
         lengths = [len(p.inputs.input_ids) for p in preps]
         pad = self.processor.vocab.pad_id
         if not self.split_context:
@@ -189,7 +182,7 @@ class InferenceEngine:
                     cached[p.context_key] = self._context(p, e)
             contexts = [cached[p.context_key] for p in preps]
             e, mask, pos, past = self._stack(preps, embeds, contexts)
-        res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits, past_key_values=past,
+        res = decode(self.model, e, mask, stop_ids, pad, opts, keep_logits, cache=past,
                      position_ids=pos, timings=self.timings)
         return res, lengths
 
@@ -209,7 +202,7 @@ class InferenceEngine:
         c = prep.context_len
         mask = torch.ones((1, c), dtype=torch.long, device=embeds.device)
         _, past = self.model.language_model(embeds[:c].unsqueeze(0), mask, positions_from_mask(mask))
-        kv = [(k, v) for k, v, *_ in past]
+        kv = [(layer.keys, layer.values) for layer in past.layers]
         self.contexts.put(prep.context_key, kv)
         return kv
 
@@ -232,11 +225,11 @@ class InferenceEngine:
             mask[b, P - ctx[b]:P] = 1
             mask[b, P + S - suf[b]:] = 1
             pos[b, S - suf[b]:] = torch.arange(ctx[b], ctx[b] + suf[b], device=dev)
-        layers = []
+        cache = DynamicCache()
         for li in range(len(contexts[0])):
             k0, v0 = contexts[0][li]
             if bsz == 1:
-                layers.append((k0, v0))
+                cache.update(k0, v0, li)
                 continue
             k = k0.new_zeros((bsz, k0.shape[1], P, k0.shape[3]))
             v = v0.new_zeros((bsz, v0.shape[1], P, v0.shape[3]))
@@ -244,8 +237,8 @@ class InferenceEngine:
                 kb, vb = contexts[b][li]
                 k[b, :, P - ctx[b]:] = kb[0]
                 v[b, :, P - ctx[b]:] = vb[0]
-            layers.append((k, v))
-        return x, mask, pos, DynamicCache(ddp_cache_data=layers)
+            cache.update(k, v, li)
+        return x, mask, pos, cache
 
 
 def _suffix_only(embed: Any, ids: torch.Tensor, context_len: int) -> torch.Tensor:
@@ -285,4 +278,4 @@ def _extra_crops(processor: GARProcessor, limit: int = 256) -> tuple[int, ...]:
     return tuple(extra)
 
 
-__all__ = ["InferenceEngine", "CacheConfig", "Sample"]
+__all__ = ["InferenceEngine", "CacheConfig"]

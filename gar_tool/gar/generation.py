@@ -8,32 +8,12 @@ top-p sampling on request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from gar_tool.gar.modeling import GARModel
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """Decoding settings. ``max_new_tokens`` counts generated tokens, the stop token included."""
-
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    ignore_eos: bool = False  # decode exactly max_new_tokens (benchmarks)
-
-    def __post_init__(self) -> None:
-        from gar_tool.errors import InputError
-
-        if self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.do_sample and not self.temperature > 0:
-            raise InputError(f"temperature must be > 0 when sampling, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+from gar_tool.gar.protocol import DecodeOptions
 
 
 @dataclass
@@ -65,13 +45,13 @@ def _pick(logits: torch.Tensor, opts: DecodeOptions, gen: torch.Generator | None
 @torch.no_grad()
 def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
            stop_ids: set[int], pad_id: int, opts: DecodeOptions, keep_logits: bool = False,
-           past_key_values=None, position_ids: torch.Tensor | None = None,
+           cache: Any = None, position_ids: torch.Tensor | None = None,
            timings: dict[str, float] | None = None) -> DecodeResult:
     """Prefill ``(B, S, H)`` embeddings, then generate.
 
     ``attention_mask`` is ``(B, P + S)``: 1 for real tokens, 0 for padding anywhere (left padding,
-    or gaps between a cached context of length ``P`` and the new tokens). ``past_key_values`` holds
-    the ``P`` cached positions (``None``: ``P = 0``). ``position_ids`` ``(B, S)`` are the positions of
+    or gaps between a cached context of length ``P`` and the new tokens). ``cache`` (a transformers
+    ``Cache``) holds the ``P`` cached positions (``None``: ``P = 0``). ``position_ids`` ``(B, S)`` are the positions of
     the new tokens (default: counted from the mask). ``timings`` (optional) accumulates the
     seconds spent in ``prefill`` and ``decode`` and the number of ``decode_steps``.
     """
@@ -82,7 +62,7 @@ def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.T
     if position_ids is None:
         position_ids = positions_from_mask(attention_mask)[:, -inputs_embeds.shape[1]:]
     t0 = _now(device)
-    logits, past = model.language_model(inputs_embeds, attention_mask, position_ids, past_key_values)
+    logits, past = model.language_model(inputs_embeds, attention_mask, position_ids, cache)
     logits = logits[:, -1]
     t1 = _now(device)
     next_pos = position_ids[:, -1] + 1  # position of the next token per sample

@@ -3,22 +3,27 @@
 ``GARModel`` wraps a stock ``PerceptionLMForConditionalGeneration`` (``self.mllm``) and adds:
 
 * the **mask patch embedding**: a bias-free conv (kernel = stride = the ViT patch size) over the
-  binary region mask (``label != prompt_slots``), added to the ViT patch embeddings right after
-  ``patch_embed`` (before CLS and position embeddings), for every tile including the thumbnail;
+  binary region mask (``label != prompt_slots``), added to the ViT patch embeddings right after the
+  patch projection (before CLS and position embeddings), for every tile including the thumbnail.
+  The mask travels *with* the pixels: the vision tower is fed ``(N, 4, tile, tile)`` = RGB + binary
+  mask, and :class:`MaskedPatchProjection` (which replaces timm's ``patch_embed.proj``) projects the
+  first three channels with the ViT's own weights and the fourth with the mask conv. No hook and no
+  side state, so the same module serves inference, training, gradient checkpointing and threads.
 * **RoI-aligned feature replay**: the projected features of the non-thumbnail tiles are stitched
   into one map per image and each region's box is cut out of it with ``torchvision.ops.roi_align``
   (16×16 output) — one batched call for all regions of all samples — and written over the region's
   256 crop-token embeddings.
 
-One method, :meth:`GARModel.build_inputs_embeds`, produces the LLM input used by both the plain
-forward (:meth:`prefill`) and generation (``gar_tool.gar.generation``).
+One method, :meth:`GARModel.build_inputs_embeds`, produces the LLM input used by both the
+teacher-forced :meth:`GARModel.forward` (training, ``labels=`` → loss) and generation
+(``gar_tool.gar.generation`` through :meth:`GARModel.language_model`). Nothing here disables
+gradients: ``torch.no_grad`` is the inference engine's business.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,34 +51,72 @@ class GARSettings:
     roi_double_scale: bool = True
 
 
+@dataclass
+class GAROutput:
+    """What :meth:`GARModel.forward` returns.
+
+    Attributes:
+        loss: mean next-token cross-entropy over the positions whose label is not ``-100``
+            (``None`` without ``labels``); float32 scalar.
+        logits: ``(B, L, V)`` float32 next-token logits at every position.
+    """
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+
+
+class MaskedPatchProjection(nn.Conv2d):
+    """The ViT patch projection (``patch_embed.proj``) taking the region mask as a 4th channel.
+
+    ``forward(x)``: ``x`` is ``(N, 4, H, W)``: channels 0–2 the normalised RGB tile, channel 3 the
+    binary region mask (1 inside any prompt, 0 elsewhere) in the same dtype. Returns
+    ``proj(rgb) + mask_conv(mask replicated to 3 channels)``, ``(N, C_v, H/p, W/p)``: exactly the
+    original's "patch embedding + mask embedding" (its patch embedding has no norm, checked at
+    construction). The projection keeps the original conv's parameters (state-dict keys
+    unchanged); the mask conv is :attr:`GARModel.mask_patch_embedding`, held here by reference only
+    (not registered twice), so checkpoints keep the released key layout.
+    """
+
+    def __init__(self, proj: nn.Conv2d, mask_conv: nn.Conv2d) -> None:
+        super().__init__(proj.in_channels, proj.out_channels, proj.kernel_size, proj.stride,  # type: ignore[arg-type]
+                         proj.padding, proj.dilation, proj.groups, proj.bias is not None,  # type: ignore[arg-type]
+                         proj.padding_mode, device="meta")
+        self.weight = proj.weight
+        self.bias = proj.bias
+        self._mask_conv = (mask_conv,)  # a tuple: not a registered submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rgb = self.in_channels
+        if x.shape[1] != rgb + 1:
+            raise ValueError(f"GAR's vision tower takes {rgb} image channels + 1 mask channel, got "
+                             f"{x.shape[1]} channels")
+        mask_conv = self._mask_conv[0]
+        mask = x[:, rgb:].expand(-1, mask_conv.in_channels, -1, -1)
+        return super().forward(x[:, :rgb]) + mask_conv(mask)
+
+
 class GARModel(nn.Module):
-    """GAR = PerceptionLM (``mllm``) + ``mask_patch_embedding`` (``Conv2d(3, C_vision, k, k)``)."""
+    """GAR = PerceptionLM (``mllm``) + ``mask_patch_embedding`` (``Conv2d(3, C_vision, k, k)``).
+
+    ``state_dict()`` keys are the released layout (``mllm.*`` and ``mask_patch_embedding.weight``).
+    """
 
     def __init__(self, mllm: nn.Module, mask_patch_embedding: nn.Conv2d, settings: GARSettings) -> None:
         super().__init__()
         self.mllm = mllm
         self.mask_patch_embedding = mask_patch_embedding
         self.settings = settings
-        self._mask_embeds: torch.Tensor | None = None
-        timm_model = mllm.model.vision_tower.timm_model
-        timm_model.patch_embed.register_forward_hook(self._add_mask_embeds)
+        patch_embed = self.vision_model.patch_embed
+        if not isinstance(getattr(patch_embed, "norm", nn.Identity()), nn.Identity):
+            raise ValueError("GAR adds the mask embedding after the patch projection; this vision tower "
+                             f"normalises its patch embeddings ({type(patch_embed.norm).__name__})")
+        if not isinstance(patch_embed.proj, MaskedPatchProjection):
+            patch_embed.proj = MaskedPatchProjection(patch_embed.proj, mask_patch_embedding)
 
-    # ------------------------------------------------------------------ vision
-    def _add_mask_embeds(self, module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
-        if self._mask_embeds is None:
-            return None
-        if out.shape != self._mask_embeds.shape:
-            raise RuntimeError(f"mask embeddings {tuple(self._mask_embeds.shape)} do not match the "
-                               f"patch embeddings {tuple(out.shape)}")
-        return out + self._mask_embeds
-
-    @contextlib.contextmanager
-    def _with_mask_embeds(self, mask_embeds: torch.Tensor) -> Iterator[None]:
-        self._mask_embeds = mask_embeds
-        try:
-            yield
-        finally:
-            self._mask_embeds = None
+    @property
+    def vision_model(self) -> nn.Module:
+        """The timm vision transformer inside PerceptionLM's vision tower."""
+        return self.mllm.model.vision_tower.timm_model
 
     @property
     def dtype(self) -> torch.dtype:
@@ -83,15 +126,15 @@ class GARModel(nn.Module):
     def device(self) -> torch.device:
         return self.mask_patch_embedding.weight.device
 
-    def mask_embeds(self, label_tiles: torch.Tensor) -> torch.Tensor:
-        """``(N, tile, tile)`` uint8 label tiles → ``(N, P, C_v)`` mask embeddings (``P`` patches,
-        row-major). Only the binary "inside any prompt" mask reaches the model (the prompt
-        numbers themselves are discarded, as in the original)."""
-        binary = (label_tiles != self.settings.prompt_slots).to(self.dtype)
-        x = binary.unsqueeze(1).expand(-1, self.mask_patch_embedding.in_channels, -1, -1)
-        return self.mask_patch_embedding(x).flatten(2).transpose(1, 2)
+    def tower_input(self, pixel_values: torch.Tensor, label_tiles: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, tile, tile)`` normalised tiles + ``(N, tile, tile)`` uint8 label tiles →
+        ``(N, 4, tile, tile)`` vision-tower input in the model dtype (RGB + binary mask). Only the
+        binary "inside any prompt" mask reaches the model (the prompt numbers are discarded, as in
+        the original)."""
+        pixel_values = pixel_values.to(self.device, self.dtype)
+        binary = (label_tiles.to(self.device) != self.settings.prompt_slots).to(self.dtype)
+        return torch.cat([pixel_values, binary.unsqueeze(1)], dim=1)
 
-    @torch.no_grad()
     def encode_images(self, pixel_values: torch.Tensor, label_tiles: torch.Tensor) -> torch.Tensor:
         """Tiles → projected image features.
 
@@ -101,14 +144,10 @@ class GARModel(nn.Module):
         Returns:
             ``(N, tokens_side², H_text)`` features in the model dtype (thumbnail rows included).
         """
-        pixel_values = pixel_values.to(self.device, self.dtype)
-        label_tiles = label_tiles.to(self.device)
-        with self._with_mask_embeds(self.mask_embeds(label_tiles)):
-            out = self.mllm.model.get_image_features(pixel_values=pixel_values.unsqueeze(0))
-        return out.pooler_output
+        x = self.tower_input(pixel_values, label_tiles)
+        return self.mllm.model.get_image_features(pixel_values=x.unsqueeze(0)).pooler_output
 
     # ------------------------------------------------------------------ replay
-    @torch.no_grad()
     def roi_features(self, tile_features: Sequence[torch.Tensor], grids: Sequence[tuple[int, int]],
                      boxes: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
         """RoI-aligned features of all regions of all samples in one ``roi_align`` call.
@@ -148,7 +187,6 @@ class GARModel(nn.Module):
         return out.permute(0, 2, 3, 1).reshape(out.shape[0], s * s, -1)
 
     # ------------------------------------------------------------------ LLM input
-    @torch.no_grad()
     def build_inputs_embeds(self, input_ids: torch.Tensor, image_features: torch.Tensor,
                             replay: torch.Tensor, replay_sample: torch.Tensor,
                             replay_token_ids: torch.Tensor) -> torch.Tensor:
@@ -179,15 +217,16 @@ class GARModel(nn.Module):
                                 replay.to(emb.dtype))
         return emb
 
-    @torch.no_grad()
     def language_model(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                       position_ids: torch.Tensor, past_key_values=None, logits_to_keep: int = 1):
-        """One LLM pass → ``(logits (B, logits_to_keep, V) float32, past_key_values)``.
+                       position_ids: torch.Tensor, cache: Any = None,
+                       logits_to_keep: int = 1) -> tuple[torch.Tensor, Any]:
+        """One incremental LLM pass → ``(logits (B, logits_to_keep, V) float32, cache)``.
 
         ``attention_mask`` ``(B, P + S)`` (1 = real token, any padding pattern) is turned into an
         explicit ``(B, 1, S, P + S)`` boolean mask: causal within the new tokens, padding masked.
         Passing it explicitly also keeps transformers from dropping an all-ones mask, which on CPU
-        sends batched single-token decoding to a several-times slower SDPA kernel.
+        sends batched single-token decoding to a several-times slower SDPA kernel. ``cache`` is a
+        transformers ``Cache`` holding the ``P`` earlier positions (``None``: a new one).
         """
         q_len, kv_len = inputs_embeds.shape[1], attention_mask.shape[1]
         cols = torch.arange(kv_len, device=attention_mask.device)
@@ -197,11 +236,75 @@ class GARModel(nn.Module):
         # Padding queries see only themselves: no all-masked row (softmax over nothing gives NaN,
         # which would reach the real tokens through the padding rows' keys and values).
         mask4d = mask4d | (cols[None, :] == rows[:, None])[None, None]
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
         out = self.mllm.model.language_model(inputs_embeds=inputs_embeds, attention_mask=mask4d,
-                                             position_ids=position_ids, past_key_values=past_key_values,
+                                             position_ids=position_ids, cache=cache,
                                              use_cache=True, return_dict=True)
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
-        return self.mllm.lm_head(hidden).float(), out.past_key_values
+        return self.mllm.lm_head(hidden).float(), out.cache
+
+    # ------------------------------------------------------------------ training forward
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
+                label_tiles: torch.Tensor, grids: Sequence[tuple[int, int]], replay_boxes: torch.Tensor,
+                replay_sample: torch.Tensor, replay_token_ids: torch.Tensor,
+                labels: torch.Tensor | None = None, labelled_logits_only: bool = False) -> GAROutput:
+        """Teacher-forced pass over whole sequences (training, scoring), through the same splice
+        as generation.
+
+        Args:
+            input_ids: ``(B, L)`` int64, padded on either side (pad ids are never image/crop ids).
+            attention_mask: ``(B, L)`` 1 = real token, 0 = padding.
+            pixel_values: ``(ΣT, 3, tile, tile)`` normalised tiles of all samples, batch order,
+                each sample's thumbnail first.
+            label_tiles: ``(ΣT, tile, tile)`` uint8 label tiles of the same tiles.
+            grids: per sample ``(ncw, nch)``; sample ``b`` has ``1 + ncw·nch`` tiles.
+            replay_boxes: ``(R, 4)`` normalised boxes, ``replay_sample`` ``(R,)`` int64 sample of
+                each, ``replay_token_ids`` ``(R,)`` the crop token each replay overwrites.
+            labels: ``(B, L)`` int64 target ids at each position, ``-100`` = no loss (the usual
+                transformers convention: position ``t`` predicts ``labels[t + 1]``).
+            labelled_logits_only: with ``labels``, run the LM head only on the ``N`` positions
+                that have a target and return ``(N, V)`` logits (in batch-major order). GAR
+                prompts hold thousands of image tokens and answers a few dozen, so this saves
+                most of the head's time and memory in training.
+        Returns:
+            :class:`GAROutput` (float32 loss; ``(B, L, V)`` or ``(N, V)`` logits).
+        """
+        counts = [1 + ncw * nch for ncw, nch in grids]
+        if sum(counts) != pixel_values.shape[0]:
+            raise ValueError(f"grids {list(grids)} need {sum(counts)} tiles, got {pixel_values.shape[0]}")
+        feats = self.encode_images(pixel_values, label_tiles)
+        device = self.device
+        if replay_boxes.shape[0]:
+            replay = self.roi_features(feats.split(counts), grids, replay_boxes, replay_sample.to(device))
+        else:
+            replay = feats.new_zeros((0,) + tuple(feats.shape[1:]))
+        input_ids = input_ids.to(device)
+        attention_mask = attention_mask.to(device)
+        emb = self.build_inputs_embeds(input_ids, feats, replay, replay_sample.to(device),
+                                       replay_token_ids.to(device))
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.mllm.model.language_model(inputs_embeds=emb, attention_mask=attention_mask,
+                                             position_ids=position_ids, use_cache=False, return_dict=True)
+        hidden = out.last_hidden_state
+        if labels is None:
+            return GAROutput(None, self.mllm.lm_head(hidden).float())
+        targets = labels[:, 1:].to(device)
+        if labelled_logits_only:
+            used = targets != -100
+            logits = self.mllm.lm_head(hidden[:, :-1][used]).float()
+            return GAROutput(F.cross_entropy(logits, targets[used]), logits)
+        logits = self.mllm.lm_head(hidden).float()
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        return GAROutput(loss, logits)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Recompute activations in the backward pass (LLM layers and ViT blocks) to save memory."""
+        self.mllm.model.language_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs or {"use_reentrant": False})
+        self.vision_model.set_grad_checkpointing(True)
 
 
-__all__ = ["GARModel", "GARSettings"]
+__all__ = ["GARModel", "GARSettings", "GAROutput", "MaskedPatchProjection"]

@@ -87,7 +87,7 @@ def create_server(toolkit: GARToolkit, *, name: str = "gar-agent", include_overl
     """The MCP server for ``toolkit`` (see the module docstring).
 
     Args:
-        toolkit: the loaded toolkit (with a ``batcher`` for micro-batched GAR calls).
+        toolkit: the loaded toolkit (its GAR a ``MicroBatcher`` for micro-batched GAR calls).
         name: the server name reported at initialisation.
         include_overlay: add the overlay PNG as image content to each result.
         max_concurrency: most tool calls running at once (more wait for a slot).

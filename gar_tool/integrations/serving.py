@@ -23,19 +23,31 @@ from gar_tool.tools.inputs import ImageInputConfig
 def with_batcher(toolkit: GARToolkit, max_batch: int = 8, max_wait: float = 0.01) -> GARToolkit:
     """A toolkit sharing ``toolkit``'s components, store and input rules whose GAR calls go through
     a new :class:`~gar_tool.gar.batching.MicroBatcher` (``toolkit`` itself is returned when it has no
-    GAR or already has a batcher). Close it with ``toolkit.batcher.close()`` at shut-down."""
-    if toolkit.gar is None or toolkit.batcher is not None:
+    GAR or already has a batcher). Close it with :func:`close_toolkit` at shut-down."""
+    from gar_tool.gar.batching import MicroBatcher
+
+    if toolkit.gar is None or isinstance(toolkit.gar, MicroBatcher):
         return toolkit
     if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
         raise InputError(f"max_batch must be a positive integer, got {max_batch!r}")
     if not max_wait >= 0:
         raise InputError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
+    return toolkit.with_gar(MicroBatcher(toolkit.gar, max_batch=max_batch, max_wait=max_wait))
+
+
+def batcher_of(toolkit: Any) -> Any:
+    """The toolkit's :class:`~gar_tool.gar.batching.MicroBatcher`, or None."""
     from gar_tool.gar.batching import MicroBatcher
 
-    return GARToolkit(batcher=MicroBatcher(toolkit.gar, max_batch=max_batch, max_wait=max_wait),
-                      detector=toolkit.detector, segmenter=toolkit.segmenter or False, store=toolkit.store,
-                      inputs=toolkit.images.config, max_new_tokens=toolkit.max_new_tokens,
-                      text_threshold=toolkit.text_threshold)
+    gar = getattr(toolkit, "gar", None)
+    return gar if isinstance(gar, MicroBatcher) else None
+
+
+def close_toolkit(toolkit: Any) -> None:
+    """Stop the toolkit's micro-batcher worker, if it has one (server shut-down)."""
+    batcher = batcher_of(toolkit)
+    if batcher is not None:
+        batcher.close()
 
 
 def _none(value: Any) -> Any:
@@ -94,5 +106,5 @@ def component_names(toolkit: Any, names: dict[str, str | None] | None = None) ->
     return out
 
 
-__all__ = ["agent_error_text", "with_batcher", "image_inputs", "load_toolkit", "component_names",
+__all__ = ["agent_error_text", "with_batcher", "batcher_of", "close_toolkit", "image_inputs", "load_toolkit", "component_names",
            "RETRY_HINT", "FINAL_HINT"]

@@ -23,9 +23,11 @@ GAR call: the strategy is documented in :mod:`gar_tool.tools.relate_chunks`.
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from gar_tool.gar.protocol import DecodeOptions
 from gar_tool.regions.forms import coerce_region
 from gar_tool.regions.region import Region
 from gar_tool.tools.errors import ToolFailure, ToolInputError, as_tool_error
@@ -40,7 +42,7 @@ from gar_tool.tools.specs import TOOL_SPECS, get_spec
 from gar_tool.tools.store import SessionStore, StoredImage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gar_tool.gar.predictor import GAR
+    from gar_tool.gar.protocol import GARBackend
 
 #: Most pair lines in gar_measure's text (36 = every pair of 9 regions); the artifact has all pairs.
 MAX_PAIR_LINES = 36
@@ -79,20 +81,19 @@ class GARToolkit:
             current directory, data: URIs, base64, image ids; no URLs).
         max_new_tokens: GAR generation limit per answer.
         text_threshold: the detector's phrase-token threshold (not exposed to agents).
-        batcher: a :class:`gar_tool.gar.batching.MicroBatcher` over ``gar`` (servers): GAR calls of
-            concurrent tool calls — and the chunks of one relate — are then submitted to it and run
-            in shared batches. ``gar`` defaults to ``batcher.gar``.
+
+    ``gar`` is any :class:`~gar_tool.gar.protocol.GARBackend`: a :class:`gar_tool.GAR`, a
+    :class:`~gar_tool.gar.batching.MicroBatcher` over one (servers: concurrent tool calls share
+    batches), a remote GAR over HTTP, or a fake. The chunks of one ``gar_relate`` are always
+    passed to it in one ``answer`` call.
     """
 
-    def __init__(self, gar: "GAR | None" = None, detector: Any = None, segmenter: Any = None, *,
+    def __init__(self, gar: "GARBackend | None" = None, detector: Any = None, segmenter: Any = None, *,
                  store: SessionStore | None = None, inputs: ImageInputConfig | None = None,
-                 max_new_tokens: int = 256, text_threshold: float = 0.25, batcher: Any = None) -> None:
+                 max_new_tokens: int = 256, text_threshold: float = 0.25) -> None:
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-        if batcher is not None and gar is not None and batcher.gar is not gar:
-            raise ValueError("batcher.gar must be the toolkit's gar (or pass only the batcher)")
-        self.batcher = batcher
-        self.gar = gar if gar is not None or batcher is None else batcher.gar
+        self.gar = gar
         self.detector = detector
         if segmenter is None:
             segmenter = getattr(detector, "segmenter", None)
@@ -252,26 +253,28 @@ class GARToolkit:
         return ToolResult("gar_measure", content, out, self._overlay(img, regions, legend))
 
     # ------------------------------------------------------------------ helpers
-    def _need_gar(self, tool: str) -> "GAR":
+    def _need_gar(self, tool: str) -> "GARBackend":
         if self.gar is None:
             raise ToolFailure(f"{tool} is not available: this toolkit has no GAR model "
                               "(start it with a model, e.g. --model HaochenWang/GAR-1B)")
         return self.gar
 
-    def _describe_call(self, gar: "GAR", img: StoredImage, region: Region, instruction: str | None) -> Any:
-        if self.batcher is not None:
-            return self.batcher.run(img.image, [region], None, instruction=instruction,
-                                    max_new_tokens=self.max_new_tokens)
-        return gar.describe(img.image, region, instruction=instruction, max_new_tokens=self.max_new_tokens)
+    def with_gar(self, gar: "GARBackend | None") -> "GARToolkit":
+        """A toolkit over ``gar`` sharing this one's detector, segmenter, store and input rules
+        (e.g. the same components behind a :class:`~gar_tool.gar.batching.MicroBatcher`)."""
+        clone = copy.copy(self)
+        clone.gar = gar
+        return clone
 
-    def _relate_call(self, gar: "GAR", img: StoredImage, groups: list[list[Region]], questions: list[str]) -> list:
-        """All chunk questions at once: one batched ``GAR.relate`` (or one batcher submission each,
-        which the batcher runs together)."""
-        if self.batcher is not None:
-            futures = [self.batcher.submit(img.image, regs, q, max_new_tokens=self.max_new_tokens)
-                       for regs, q in zip(groups, questions)]
-            return [f.result() for f in futures]
-        return gar.relate([img.image] * len(groups), groups, questions, max_new_tokens=self.max_new_tokens)
+    def _describe_call(self, gar: "GARBackend", img: StoredImage, region: Region, instruction: str | None) -> Any:
+        req = gar.request(img.image, [region], None, instruction=instruction)
+        return gar.answer([req], DecodeOptions(max_new_tokens=self.max_new_tokens))[0]
+
+    def _relate_call(self, gar: "GARBackend", img: StoredImage, groups: list[list[Region]],
+                     questions: list[str]) -> list:
+        """All chunk questions at once: one ``answer`` call (one batch, or shared batches)."""
+        reqs = [gar.request(img.image, regs, q) for regs, q in zip(groups, questions)]
+        return gar.answer(reqs, DecodeOptions(max_new_tokens=self.max_new_tokens))
 
     def _region(self, img: StoredImage, spec: Any, where: str) -> Region:
         """A region argument (id or prompt) → a stored region of ``img`` (inline prompts deduped).

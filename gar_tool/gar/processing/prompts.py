@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
-
 from gar_tool.errors import PromptError
+from gar_tool.gar.protocol import COMPAT_MODES, Compat, check_mode
 
-Compat = Literal["default", "original"]
-COMPAT_MODES: tuple[str, ...] = ("default", "original")
 
 #: The instruction GAR was trained and evaluated with for region descriptions.
 DESCRIBE_INSTRUCTION = "Describe this masked region in detail."
@@ -71,12 +68,6 @@ class PromptPlan:
     slots: tuple[PromptSlot, ...]
     question: str
     single_region_layout: bool
-
-
-def check_mode(compat: str) -> Compat:
-    if compat not in COMPAT_MODES:
-        raise PromptError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
-    return compat  # type: ignore[return-value]
 
 
 def plan_describe(compat: Compat, instruction: str | None = None) -> PromptPlan:

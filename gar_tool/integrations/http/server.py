@@ -63,7 +63,7 @@ from gar_tool import __version__
 from gar_tool.tools.core import GARToolkit
 from gar_tool.tools.errors import ToolError, as_tool_error
 from gar_tool.tools.specs import TOOL_SPECS, ToolSpec, input_schema
-from gar_tool.integrations.serving import component_names
+from gar_tool.integrations.serving import batcher_of, component_names
 from gar_tool.integrations.http.models import (APIError, ErrorInfo, ErrorResponse, ErrorType, HealthResponse, UploadJSON, UploadResponse,
                           _from_tool_error, _response_model)
 
@@ -159,7 +159,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
     Args:
-        toolkit: the loaded toolkit (give it a ``batcher`` so concurrent GAR calls are batched;
+        toolkit: the loaded toolkit (its GAR a ``MicroBatcher`` so concurrent GAR calls are batched;
             :func:`gar_tool.integrations.serving.load_toolkit` does).
         max_request_bytes: most bytes of a request body (413 above).
         max_concurrency: most tool / upload requests running at once; the next one gets 429 at
@@ -230,7 +230,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
     async def health() -> dict[str, Any]:
         """Status, the tools this server can run, model names, store statistics, limits."""
         gar = toolkit.gar
-        batcher = toolkit.batcher
+        batcher = batcher_of(toolkit)
         cfg = toolkit.images.config
         return {
             "status": "ok", "version": __version__, "tools": toolkit.available_tools(), "models": names,
