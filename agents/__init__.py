@@ -10,9 +10,9 @@
     result = Planner(kit, "openai:gpt-4o-mini").ask("photo.jpg", "What is the man on the left holding?")
 """
 
-from gar_agents.evidence import Evidence, GARExchange, PlannerResult, Step
-from gar_agents.models import DEFAULT_PLANNER, make_chat_model
-from gar_agents.planner import Planner, PlannerError
+from .evidence import Evidence, GARExchange, PlannerResult, Step
+from .models import DEFAULT_PLANNER, make_chat_model
+from .planner import Planner, PlannerError
 
 __all__ = ["Planner", "PlannerError", "PlannerResult", "Evidence", "GARExchange", "Step",
            "make_chat_model", "DEFAULT_PLANNER"]

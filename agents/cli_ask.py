@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from gar_tool.gar.predictor import DEFAULT_MODEL
     from gar_tool.tools import GARToolkit
 
-    from gar_agents.models import DEFAULT_PLANNER, make_chat_model
-    from gar_agents.planner import Planner
+    from .models import DEFAULT_PLANNER, make_chat_model
+    from .planner import Planner
 
     image = load_image(args.image)  # bad input fails before any model loads
     if not args.question.strip():

@@ -17,7 +17,7 @@ from gar_tool.evaluation.letters import parse_letter
 from gar_tool.media.images import load_image
 from gar_tool.regions.forms import coerce_regions
 
-from gar_agents.planner import Planner
+from .planner import Planner
 
 _INSTRUCTION = ("\n\nWork with the regions named above (they are already in the session store). "
                 "End your reply with 'Answer: X', X being the letter of the correct option.")

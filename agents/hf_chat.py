@@ -133,7 +133,7 @@ class LocalHFChatModel(BaseChatModel):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from gar_tool.errors import ModelNotFoundError
-        from gar_tool.hub import pick_device, pick_dtype, quiet_transformers
+        from gar_tool.runtime import pick_device, pick_dtype, quiet_transformers
 
         dev = pick_device(self.device)
         with quiet_transformers():

@@ -65,7 +65,7 @@ def make_chat_model(spec: Any = DEFAULT_PLANNER, *, base_url: str | None = None,
             kwargs["api_key"] = api_key
         return ChatAnthropic(**kwargs)
     if provider == "hf":
-        from gar_agents.hf_chat import LocalHFChatModel
+        from .hf_chat import LocalHFChatModel
 
         return LocalHFChatModel(model=name, temperature=temperature, max_new_tokens=max_tokens or 512)
     raise InputError(f"unknown planner provider {provider!r} in {spec!r}; expected one of {PROVIDERS}")

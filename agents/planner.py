@@ -38,8 +38,8 @@ from gar_tool.media.images import load_image
 from gar_tool.templates import load_prompt
 from gar_tool.tools.results import render_overlay_png
 
-from gar_agents.evidence import Evidence, PlannerResult, Step, cited_ids
-from gar_agents.models import DEFAULT_PLANNER, make_chat_model
+from .evidence import Evidence, PlannerResult, Step, cited_ids
+from .models import DEFAULT_PLANNER, make_chat_model
 
 #: Detections scoring below this are flagged as doubtful in the planner's observation.
 DOUBTFUL_SCORE = 0.45

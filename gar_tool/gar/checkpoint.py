@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from gar_tool.errors import ModelError
-from gar_tool.hub import pick_device, pick_dtype, quiet_transformers, read_config, read_tensor, resolve_checkpoint
+from gar_tool.hub import read_config, read_tensor, resolve_checkpoint
+from gar_tool.runtime import pick_device, pick_dtype, quiet_transformers
 from gar_tool.gar.modeling import GARModel, GARSettings
 from gar_tool.gar.processing import GARProcessor
 

@@ -119,7 +119,7 @@ def load_model_and_processor(model_loader: Callable[..., Any], processor_loader:
                              files: Sequence[Sequence[str]], extra: Sequence[str] = ()) -> tuple[Any, Any, Any, Any]:
     """Resolve ``spec`` (directory or hub id) and load ``(model, processor, device, dtype)`` from it
     (safetensors only; the model in ``dtype`` on ``device``, in eval mode)."""
-    from gar_tool.hub import pick_device, pick_dtype, quiet_transformers
+    from gar_tool.runtime import pick_device, pick_dtype, quiet_transformers
 
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
