@@ -32,8 +32,6 @@ from gar_tool.tools.specs import get_spec, input_schema
 #: The adapter-independent text of a failed call (kept under this module's historical name).
 error_text = agent_error_text
 
-#: Tools that return a picture for the model: offered by :func:`get_tools` only with ``vision=True``.
-VISION_TOOLS = ("gar_zoom",)
 
 
 class GARTool(BaseTool):
@@ -80,7 +78,7 @@ def get_tools(toolkit: GARToolkit | None = None, *, gar: Any = None, detector: A
     if names is not None:
         chosen = list(names)
     else:
-        chosen = [n for n in toolkit.available_tools() if vision or n not in VISION_TOOLS]
+        chosen = [n for n in toolkit.available_tools() if vision or not get_spec(n).vision]
     tools: list[BaseTool] = []
     for name in chosen:
         spec = get_spec(name)
@@ -90,4 +88,4 @@ def get_tools(toolkit: GARToolkit | None = None, *, gar: Any = None, detector: A
     return tools
 
 
-__all__ = ["GARTool", "get_tools", "error_text", "RETRY_HINT", "FINAL_HINT", "VISION_TOOLS"]
+__all__ = ["GARTool", "get_tools", "error_text", "RETRY_HINT", "FINAL_HINT"]

@@ -27,7 +27,8 @@ class ToolSpec:
     """One tool. ``method`` is its short name: the :class:`~gar_tool.tools.GARToolkit` convenience
     method and the HTTP path ``/v1/<method>`` (tools are run by name through the registry, never
     looked up by this string). ``needs`` is the component it requires (``"gar"``, ``"detector"``
-    or None)."""
+    or None); ``vision`` marks a tool whose answer is a picture, useful only to a model that sees
+    images."""
 
     name: str
     title: str
@@ -36,6 +37,7 @@ class ToolSpec:
     output_model: type[BaseModel]
     method: str
     needs: str | None
+    vision: bool = False
 
 
 _IDS = ("Regions you pass or that are found get ids ('r1', 'r2', ...) and the image an image_id "
@@ -81,7 +83,7 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "detection or to read details before asking GAR. Give the image and a region id such as 'r2' "
         "(or a box / points / rle / polygon); padding adds context around it. The picture is at most "
         f"{limit('zoom_side')} pixels on its longer side. " + _IDS,
-        ZoomInput, ZoomOutput, "zoom", None),
+        ZoomInput, ZoomOutput, "zoom", None, vision=True),
 )
 
 _BY_NAME = {s.name: s for s in TOOL_SPECS}
