@@ -3,14 +3,16 @@
 A tool call has three phases so that several calls can run together (``GARToolkit.call_many``)
 with exactly the results they have one at a time:
 
-* ``prepare(kit, inp)`` — cheap and *ordered*: resolve the image, put inline regions in the
-  session store (their ids are assigned here), build the model requests. Calls are prepared in
-  their order.
+* ``prepare(kit, inp)`` — *ordered*: resolve the image, look up region ids, turn inline region
+  prompts into masks (segmenting box / points prompts), build the model requests. Calls are
+  prepared in their order; nothing is written to the session store yet.
 * ``execute(kit, prepared)`` — the model work, *concurrent*: it reads the store but never writes
   it (GAR calls from concurrent executes share batches through a
   :class:`~gar_tool.gar.batching.MicroBatcher`).
-* ``finish(kit, prepared, computed)`` — cheap and *ordered*: store new regions (``gar_ground``'s
-  detections get their ids here), build the :class:`~gar_tool.tools.results.ToolResult`.
+* ``finish(kit, prepared, computed)`` — cheap and *ordered*: store the call's new regions — its
+  inline prompts (:func:`store_regions`), then ``gar_ground``'s detections — and build the
+  :class:`~gar_tool.tools.results.ToolResult`. Region ids are therefore assigned in call order,
+  exactly as when the calls run one at a time.
 
 Errors: invalid arguments and bad input are :class:`~gar_tool.tools.errors.ToolInputError`
 (retry with other arguments); a model that fails is a
@@ -115,9 +117,10 @@ def need_gar(kit: "GARToolkit", tool: str) -> "GARBackend":
 
 
 def region_arg(kit: "GARToolkit", img: "StoredImage", spec: Any, where: str) -> "Region":
-    """A region argument (id or prompt) → a stored region of ``img`` (inline prompts deduped,
-    box / points prompts segmented when the toolkit has a segmenter). ``where`` names the argument
-    in error messages (``"regions[2]"``)."""
+    """A region argument → a region of ``img``: the stored region of an id, or the mask of an inline
+    prompt (box / points prompts segmented when the toolkit has a segmenter), not stored yet (its
+    ``id`` is None; :func:`store_regions` stores it in ``finish``). ``where`` names the argument in
+    error messages (``"regions[2]"``)."""
     from gar_tool.regions.forms import coerce_region
     from gar_tool.tools.schemas import region_wire
 
@@ -132,7 +135,13 @@ def region_arg(kit: "GARToolkit", img: "StoredImage", spec: Any, where: str) -> 
         if isinstance(err, ToolInputError):
             raise ToolInputError(f"{where}: {err}") from None
         raise err from exc
-    return kit.store.put_region(img.image_id, region.with_meta(id=None), dedupe=True)
+    return region.with_meta(id=None)
+
+
+def store_regions(kit: "GARToolkit", img: "StoredImage", regions: "list[Region]") -> "list[Region]":
+    """``regions`` with the inline ones stored (deduplicated: a mask already stored for the image
+    keeps its id), in order."""
+    return [r if r.id is not None else kit.store.put_region(img.image_id, r, dedupe=True) for r in regions]
 
 
 def model_call(tool: str, fn: Callable[[], Any]) -> Any:
@@ -165,4 +174,4 @@ def _cause(exc: BaseException) -> BaseException | None:
     return exc.__cause__ if isinstance(exc, ToolError) else exc
 
 
-__all__ = ["ToolUnit", "Staged", "need_gar", "region_arg", "model_call", "model_error"]
+__all__ = ["ToolUnit", "Staged", "need_gar", "region_arg", "store_regions", "model_call", "model_error"]

@@ -9,7 +9,7 @@ from gar_tool.tools.outputs import DescribeOutput
 from gar_tool.tools.results import ToolResult, region_out, region_phrase, render_overlay_png
 from gar_tool.tools.schemas import DescribeInput
 from gar_tool.tools.specs import get_spec
-from gar_tool.tools.unit import ToolUnit, model_call, need_gar, region_arg
+from gar_tool.tools.unit import ToolUnit, model_call, need_gar, region_arg, store_regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARAnswer, GARBackend, GARRequest
@@ -40,7 +40,8 @@ class DescribeTool(ToolUnit[DescribeInput, _Prepared, "GARAnswer"]):
         return p.gar.answer([p.request], kit.decode)[0]
 
     def finish(self, kit: "GARToolkit", p: _Prepared, ans: Any) -> ToolResult:
-        region, img = p.region, p.img
+        img = p.img
+        (region,) = store_regions(kit, img, [p.region])
         out = DescribeOutput(image_id=img.image_id, region=region_out(region), description=ans.text,
                              finish_reason=ans.finish_reason)
         content = f"{region_phrase(region)} in {img.image_id}: {ans.text or '(empty answer)'}"

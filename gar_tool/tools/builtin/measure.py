@@ -11,7 +11,7 @@ from gar_tool.tools.outputs import ImageSize, MeasureOutput, PairGeometry, Regio
 from gar_tool.tools.results import ToolResult, fmt_box, fmt_num, region_out, render_overlay_png
 from gar_tool.tools.schemas import MeasureInput
 from gar_tool.tools.specs import get_spec
-from gar_tool.tools.unit import ToolUnit, region_arg
+from gar_tool.tools.unit import ToolUnit, region_arg, store_regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.regions.region import Region
@@ -39,7 +39,8 @@ class MeasureTool(ToolUnit[MeasureInput, _Prepared, Measurement]):
         return measure_masks([r.mask for r in p.regions])
 
     def finish(self, kit: "GARToolkit", p: _Prepared, m: Any) -> ToolResult:
-        img, regions = p.img, p.regions
+        img = p.img
+        regions = store_regions(kit, img, p.regions)
         ids = [r.id or "" for r in regions]
         h, w = m.image_size
         geometry = [RegionGeometry(id=ids[i], label=r.label, area_px=s.area, area_fraction=round(s.area_fraction, 6),

@@ -12,7 +12,7 @@ from gar_tool.tools.relate_chunks import ChunkPlan, check_references, plan_chunk
 from gar_tool.tools.results import ToolResult, region_out, region_phrase, render_overlay_png
 from gar_tool.tools.schemas import RelateInput
 from gar_tool.tools.specs import get_spec
-from gar_tool.tools.unit import ToolUnit, model_call, need_gar, region_arg
+from gar_tool.tools.unit import ToolUnit, model_call, need_gar, region_arg, store_regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARAnswer, GARBackend, GARRequest
@@ -49,7 +49,8 @@ class RelateTool(ToolUnit[RelateInput, _Prepared, "list[GARAnswer]"]):
         return p.gar.answer(p.requests, kit.decode)  # every part in one call: one batch
 
     def finish(self, kit: "GARToolkit", p: _Prepared, answers: Any) -> ToolResult:
-        img, regions, plans = p.img, p.regions, p.plans
+        img, plans = p.img, p.plans
+        regions = store_regions(kit, img, p.regions)
         ids = [r.id or "" for r in regions]
         chunks = []
         for plan, ans in zip(plans, answers):

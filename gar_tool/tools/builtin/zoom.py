@@ -21,7 +21,7 @@ from gar_tool.tools.outputs import ZoomOutput
 from gar_tool.tools.results import ToolImage, ToolResult, fmt_box, region_out, region_phrase, render_overlay_png
 from gar_tool.tools.schemas import ZoomInput
 from gar_tool.tools.specs import get_spec
-from gar_tool.tools.unit import ToolUnit, region_arg
+from gar_tool.tools.unit import ToolUnit, region_arg, store_regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.regions.region import Region
@@ -98,12 +98,13 @@ class ZoomTool(ToolUnit[ZoomInput, _Prepared, _Picture]):
         return render(p.img.image, p.region.mask, box, limit("zoom_side"))
 
     def finish(self, kit: "GARToolkit", p: _Prepared, pic: Any) -> ToolResult:
-        out = ZoomOutput(image_id=p.img.image_id, region=region_out(p.region), crop_box=list(pic.crop_box),
+        img = p.img
+        (region,) = store_regions(kit, img, [p.region])
+        out = ZoomOutput(image_id=img.image_id, region=region_out(region), crop_box=list(pic.crop_box),
                          width=pic.width, height=pic.height, scale=round(pic.scale, 4), mime_type=MIME)
-        content = (f"Zoomed view of {region_phrase(p.region)} in {p.img.image_id}: crop {fmt_box(pic.crop_box)} "
+        content = (f"Zoomed view of {region_phrase(region)} in {img.image_id}: crop {fmt_box(pic.crop_box)} "
                    f"shown at {pic.scale:.2f}x as {pic.width}x{pic.height} px, the region outlined in "
                    f"{_COLOUR_NAME}. The picture is attached.")
-        img, region = p.img, p.region
         legend = [f"{region.id}  {region.label or region.source}"]
         return ToolResult(self.name, content, out, lambda: render_overlay_png(img.image, [region], legend),
                           ToolImage(pic.data, MIME))
