@@ -110,6 +110,7 @@ class Planner:
                                      retries=self.retries)
         self.max_steps, self.strict, self.vision, self.require_tools = max_steps, strict, vision, require_tools
         self.max_calls = limit("calls_per_step") if max_calls_per_step is None else int(max_calls_per_step)
+        self._owned: Any = None
         self.toolkit, self._owned = _batched(toolkit) if batch else (toolkit, None)
         self.tool_names = [n for n in self.toolkit.available_tools() if vision or not get_spec(n).vision]
         kwargs = {} if tool_choice is None else {"tool_choice": tool_choice}
@@ -147,11 +148,12 @@ class Planner:
         start: PlannerState = {"messages": [SystemMessage(system), HumanMessage(question)], "image_id": image_id,
                                "turns": 0, "fixes": 0, "nudges": 0, "steps": [], "regions": {}, "gar": [],
                                "bad_calls": {}, "budget_hit": False}
-        config = {"recursion_limit": 4 * self.max_steps + 24,
-                  "configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
+        config: Any = {"recursion_limit": 4 * self.max_steps + 24,
+                       "configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
         state: dict[str, Any] = dict(start)
         try:
-            for mode, chunk in self.graph.stream(start, config, stream_mode=["custom", "values"]):
+            parts: Any = self.graph.stream(start, config, stream_mode=["custom", "values"])
+            for mode, chunk in parts:
                 if mode == "values":
                     state = chunk
                 else:
@@ -212,8 +214,8 @@ class Planner:
         assert isinstance(last, AIMessage)  # _route sends only AI replies with tool calls here
         writer = get_stream_writer()
         turn, first = state.get("turns", 0) + 1, len(state.get("steps", [])) + 1
-        planned = plan_calls(last.tool_calls, state.get("bad_calls") or {}, self.tool_names, state["image_id"],
-                             self.max_calls)
+        planned = plan_calls([dict(c) for c in last.tool_calls], state.get("bad_calls") or {}, self.tool_names,
+                             state["image_id"], self.max_calls)
         for k, p in enumerate(planned):
             writer(ToolCallStarted(first + k, turn, p.call_id, p.tool, p.args))
 
@@ -223,7 +225,9 @@ class Planner:
 
         observations = run_calls(self.toolkit, planned, finished)
         messages: list[AnyMessage] = []
-        steps, regions, gar = [], {}, []
+        steps: list[Step] = []
+        regions: dict[str, RegionOut] = {}
+        gar: list[GARExchange] = []
         pictures: list[Any] = []
         for k, o in enumerate(observations):
             steps.append(Step(first + k, o.call.tool, o.call.args, o.ok, o.text, o.call.call_id, turn))
