@@ -49,8 +49,8 @@ from gar_tool.tools.outputs import RegionOut
 from gar_tool.tools.specs import get_spec, openai_tools
 
 from .events import AnswerEvent, ErrorEvent, PlannerEvent, ToolCallFinished, ToolCallStarted
-from .evidence import GARExchange, Step, harvest, merge_regions
-from .models import DEFAULT_PLANNER, check_retries, check_timeout, make_chat_model
+from .evidence import GARExchange, Step, cited_ids, harvest, merge_regions
+from .models import DEFAULT_PLANNER, DEFAULT_TIMEOUT, check_retries, check_timeout, make_chat_model
 from .planner_result import PlannerError, build_result, failure_text, model_name
 from .replies import BadCall, normalise_reply, text_of
 from .step_runner import DOUBTFUL_SCORE, Observation, plan_calls, run_calls
@@ -104,21 +104,24 @@ class Planner:
         if not isinstance(model, str) and (timeout is not None or retries is not None):
             raise InputError("timeout / retries apply to planner specs such as 'openai:MODEL'; set them on your "
                              "chat model object instead")
-        self.timeout = None if timeout is None else check_timeout(timeout, "planner timeout")
+        timeout = None if timeout is None else check_timeout(timeout, "planner timeout")
+        #: seconds per planner request and retries, as the model was made with (for messages)
         self.retries = 1 if retries is None else check_retries(retries, "planner retries")
-        self.model = make_chat_model(model, base_url=base_url, api_key=api_key, timeout=self.timeout,
+        api_spec = isinstance(model, str) and not model.strip().lower().startswith("hf:")
+        self.timeout = DEFAULT_TIMEOUT if timeout is None and api_spec else timeout
+        self.model = make_chat_model(model, base_url=base_url, api_key=api_key, timeout=timeout,
                                      retries=self.retries)
         self.max_steps, self.strict, self.vision, self.require_tools = max_steps, strict, vision, require_tools
         self.max_calls = limit("calls_per_step") if max_calls_per_step is None else int(max_calls_per_step)
-        self._owned: Any = None
-        self.toolkit, self._owned = _batched(toolkit) if batch else (toolkit, None)
-        self.tool_names = [n for n in self.toolkit.available_tools() if vision or not get_spec(n).vision]
+        self.tool_names = [n for n in toolkit.available_tools() if vision or not get_spec(n).vision]
         kwargs = {} if tool_choice is None else {"tool_choice": tool_choice}
         try:
             self._with_tools = self.model.bind_tools(openai_tools(self.tool_names, strict=strict), **kwargs)
         except NotImplementedError:
             raise PlannerError(f"planner model {model_name(self.model)} cannot call tools; use a "
                                "tool-calling chat model") from None
+        self._owned: Any = None
+        self.toolkit, self._owned = _batched(toolkit) if batch else (toolkit, None)
         self.graph = self._build().compile(checkpointer=checkpointer)
 
     # ------------------------------------------------------------------ public
@@ -245,8 +248,6 @@ class Planner:
 
     def _check(self, state: PlannerState) -> dict[str, Any]:
         answer = text_of(state["messages"][-1].content)
-        from .evidence import cited_ids
-
         known = state.get("regions") or {}
         unknown = [i for i in cited_ids(answer) if i not in known]
         if unknown and state.get("fixes", 0) < 1:

@@ -164,7 +164,8 @@ def test_parallel_calls_of_one_turn_are_batched_with_the_results_of_one_at_a_tim
     boxes = [[20, 20, 120, 120], [150, 40, 300, 90]]
     together = [AIMessage("", tool_calls=[call("gar_describe", region={"box": boxes[0]}),
                                           call("gar_describe", region={"box": boxes[1]}),
-                                          call("gar_relate", regions=["r1", "r2"], question="Is <Prompt0> near <Prompt1>?")]),
+                                          call("gar_relate", regions=[{"box": boxes[0]}, {"box": boxes[1]}],
+                                               question="Is <Prompt0> near <Prompt1>?")]),
                 AIMessage("The cup (r1) is near the spoon (r2).")]
     apart = [AIMessage("", tool_calls=[c]) for c in together[0].tool_calls] + [together[1]]
 
