@@ -40,7 +40,7 @@ ANNOTATION_FIELDS: dict[Kind, dict[str, type]] = {
                          "predicate_name": str},
 }
 
-_JSON_TYPE = {str: "a string", list: "a list", dict: "an object"}
+_JSON_TYPE: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
 
 
 def vqa_question(question: str, choices: Sequence[str]) -> str:
