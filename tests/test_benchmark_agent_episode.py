@@ -8,9 +8,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
+@pytest.mark.slow  # a cold-started subprocess
 def test_agent_episode_benchmark_tiny_preset_runs():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "agent_episode.py"), "--preset", "tiny",
                           "--new-tokens", "2"], capture_output=True, text=True, timeout=300, cwd=REPO,

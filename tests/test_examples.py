@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import REPO
@@ -52,6 +53,7 @@ def test_batch_qa_writes_jsonl_and_resumes(tmp_path, monkeypatch, tiny_ckpt, tin
         assert len(out.read_text().splitlines()) == 2 and len(stub.requests) == n_requests
 
 
+@pytest.mark.slow  # a cold-started subprocess
 def test_langgraph_example_runs(tmp_path, tiny_ckpt, tiny_dino_dir):  # noqa: F811
     img = tmp_path / "photo.png"
     Image.fromarray((np.random.RandomState(7).rand(80, 100, 3) * 255).astype(np.uint8)).save(img)
