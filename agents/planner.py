@@ -32,6 +32,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import operator
 import uuid
 from typing import Annotated, Any, Iterator, TypedDict
@@ -54,6 +55,8 @@ from .models import DEFAULT_PLANNER, DEFAULT_TIMEOUT, check_retries, check_timeo
 from .planner_result import PlannerError, build_result, failure_text, model_name
 from .replies import BadCall, normalise_reply, text_of
 from .step_runner import DOUBTFUL_SCORE, Observation, plan_calls, run_calls
+
+log = logging.getLogger(__name__)
 
 
 class PlannerState(TypedDict, total=False):
@@ -161,8 +164,12 @@ class Planner:
                     state = chunk
                 else:
                     yield chunk
-        except GARError as exc:  # the model failed: report it with what was gathered so far
-            message = str(exc).splitlines()[0]  # LangGraph appends task notes to the message
+        except Exception as exc:  # report the failure with what was gathered so far
+            if isinstance(exc, GARError):  # the planner model failed
+                message = _first_line(exc)  # LangGraph appends task notes to the message
+            else:  # a bug: keep the traceback in the log, give the caller one line
+                log.exception("planner run failed")
+                message = f"the planner failed unexpectedly ({type(exc).__name__}: {_first_line(exc)[:300]})"
             yield ErrorEvent(message, build_result(self, question, pil, state, error=message))
             return
         result = build_result(self, question, pil, state)
@@ -290,6 +297,10 @@ def _unique_id(reply: AIMessage, history: list[AnyMessage]) -> AIMessage:
     if reply.id and all(m.id != reply.id for m in history):
         return reply
     return reply.model_copy(update={"id": f"planner-{uuid.uuid4().hex}"})
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _after_check(state: PlannerState) -> str:

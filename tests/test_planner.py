@@ -265,6 +265,18 @@ def test_a_planner_failure_keeps_the_steps_taken():
     assert [s.tool for s in info.value.result.steps] == ["gar_ground"]
 
 
+def test_an_unexpected_failure_is_one_line_with_the_partial_result(caplog):
+    class Broken(GARToolkit):
+        def call_many(self, calls, **kw):
+            raise ZeroDivisionError()
+
+    det = FakeDetector({"a cup": [([20, 20, 120, 120], 0.9)]})
+    planner = Planner(Broken(FakeGAR(), det, inputs=NO_PATHS), ScriptedChatModel(steps=[ground()]))
+    (event,) = [e for e in planner.stream(IMAGE, "?") if isinstance(e, ErrorEvent)]
+    assert event.message == "the planner failed unexpectedly (ZeroDivisionError: ZeroDivisionError)"
+    assert event.result.stopped == "error" and "Traceback" in caplog.text  # the bug stays in the log
+
+
 def test_tool_calls_written_as_text_are_run():
     text_call = AIMessage('Let me look. <tool_call>{"name": "gar_ground", "arguments": {"phrases": "a cup."}}'
                           '</tool_call>')
