@@ -12,8 +12,8 @@ plan for "Is the person holding the cup, and what is in it?":
   behind the planner's MicroBatcher with its tile / vision / context caches, SAM's image
   embedding cached;
 * **original-style** — every call from scratch, one at a time: the same calls one per reply, GAR
-  with caches off and batch 1 (``CacheConfig.disabled()``), SAM re-encoding the image for every
-  call, no batcher.
+  with caches off and batch 1 (``CacheConfig.disabled()``), SAM one box at a time with the image
+  encoded again for each, no batcher.
 
 Random weights with the real sizes, built in memory (nothing is downloaded): GAR-1B (PE-L/14 vision,
 16-layer 2048-wide Llama, 128k vocabulary, bf16), Grounding-DINO-tiny (Swin-T + BERT-base, 900
@@ -113,11 +113,22 @@ def build_grounding(preset: str, tmp: Path, from_scratch: bool) -> Any:
 
 
 class FromScratchSegmenter(SamSegmenter):
-    """A SamSegmenter that encodes the image again for every call (no embedding reuse)."""
+    """SAM the original way: one prompt at a time, the image encoded again for each (no embedding
+    reuse, no prompt batching)."""
 
-    def segment(self, *args: Any, **kwargs: Any) -> Any:
-        self.reset_image()
-        return super().segment(*args, **kwargs)
+    def segment(self, image: Any, boxes: Any = None, points: Any = None, point_labels: Any = None,
+                **kwargs: Any) -> Any:
+        from gar_tool.regions.region import Regions
+
+        out = []
+        for box in list(boxes or []):
+            self.reset_image()
+            out.extend(super().segment(image, boxes=[box], **kwargs))
+        for k, pts in enumerate(list(points or [])):
+            self.reset_image()
+            labels = None if point_labels is None else [point_labels[k]]
+            out.extend(super().segment(image, points=[pts], point_labels=labels, **kwargs))
+        return Regions(out)
 
 
 # --------------------------------------------------------------------------- the plan
