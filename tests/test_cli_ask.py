@@ -150,7 +150,7 @@ def test_ask_require_tools_fails_with_the_result_as_json(capsys, monkeypatch, ti
 def test_ask_timeout_keeps_the_steps_taken(capsys, monkeypatch, tmp_path, tiny_ckpt, tiny_dino_dir, image):  # noqa: F811
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     overlay = tmp_path / "o.png"
-    with OpenAIStub(_script(), delay=lambda n, body: 3.0 if n == 2 else 0.0) as stub:
+    with OpenAIStub(_script(), delay=lambda n, body: 1.5 if n == 2 else 0.0) as stub:
         code, out, err = _run(capsys, _argv(image, tiny_ckpt, tiny_dino_dir, stub.base_url, "--json",
                                             "--planner-timeout", "0.5", "--planner-retries", "0",
                                             "--overlay", str(overlay)))

@@ -103,7 +103,7 @@ def test_null_content_is_never_sent():
 
 
 def test_slow_server_times_out_with_the_steps_taken():
-    slow_second = (lambda n, body: 3.0 if n == 2 else 0.0)
+    slow_second = (lambda n, body: 1.5 if n == 2 else 0.0)
     with OpenAIStub([ground, final], delay=slow_second) as stub:
         with pytest.raises(PlannerError, match=r"did not answer within 0.5 s; raise --planner-timeout") as info:
             ask(stub, timeout=0.5, retries=0)
@@ -113,7 +113,7 @@ def test_slow_server_times_out_with_the_steps_taken():
 
 
 def test_retries_resend_a_request_that_timed_out():
-    slow_once = (lambda n, body: 3.0 if n == 2 else 0.0)
+    slow_once = (lambda n, body: 1.5 if n == 2 else 0.0)
     with OpenAIStub([ground, final], delay=slow_once) as stub:
         res = ask(stub, timeout=0.5, retries=1)
     assert res.stopped == "answer" and len(stub.requests) == 3  # the second request was sent twice
