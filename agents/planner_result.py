@@ -22,6 +22,9 @@ NO_TOOLS_WARNING = ("the planner answered without calling any tool, so the answe
                     "supports tool calling, or use --require-tools to make it an error)")
 
 
+NO_RESULT_WARNING = "no tool call of the planner succeeded, so the answer is not grounded in tool results"
+
+
 class PlannerError(GARError):
     """The planner model cannot be used (unreachable endpoint, timeout, no tool calling, bad reply).
     ``result``: the :class:`~gar_agents.evidence.PlannerResult` gathered before the failure (steps,
@@ -50,6 +53,8 @@ def build_result(planner: "Planner", question: str, image: Any, state: dict[str,
         elif not steps:
             stopped = "no_tools"
             warnings.append(NO_TOOLS_WARNING)
+        elif not any(s.ok for s in steps):
+            warnings.append(NO_RESULT_WARNING)
     ids = cited_ids(answer)
     invented = [i for i in ids if i not in evidence.ids]
     for rid in invented:  # never hand an invented id to the user as if it were evidence
@@ -99,4 +104,4 @@ def failure_text(planner: "Planner", exc: BaseException) -> str:
     return f"planner model {name} failed: {one}"
 
 
-__all__ = ["PlannerError", "build_result", "failure_text", "model_name", "NO_TOOLS_WARNING"]
+__all__ = ["PlannerError", "build_result", "failure_text", "model_name", "NO_TOOLS_WARNING", "NO_RESULT_WARNING"]

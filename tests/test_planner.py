@@ -130,7 +130,13 @@ def test_model_failure_of_a_tool_is_a_final_error_observation():
                                      answer(lambda m: "The cup is r1.")])
     res = Planner(fake_kit(gar=FakeGAR(fail=RuntimeError("device lost"))), model).ask(IMAGE, "What?")
     assert not res.steps[1].ok and "the model failed (RuntimeError: device lost)" in res.steps[1].content
-    assert res.steps[1].content.endswith(FINAL_HINT)
+    assert res.steps[1].content.endswith(FINAL_HINT) and res.warnings == []
+    # an answer after nothing but failed calls is flagged
+    model = ScriptedChatModel(steps=[AIMessage("", tool_calls=[call("gar_describe", region="r5")]),
+                                     answer(lambda m: "A cup.")])
+    res = Planner(fake_kit(), model).ask(IMAGE, "What?")
+    assert res.stopped == "answer" and res.warnings == ["no tool call of the planner succeeded, so the answer "
+                                                        "is not grounded in tool results"]
 
 
 def test_step_budget_forces_an_answer(toolkit):
