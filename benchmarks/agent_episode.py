@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         kit = GARToolkit(gar, det, inputs=ImageInputConfig(allowed_roots=[]), decode=decode)
         arms[name] = run_arm(name, kit, scripted_model(args.plan, parallel), image, max_steps=12)
         r = arms[name]["result"]
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
         print(f"{name}: {len(r.steps)} tool calls in {max(s.turn for s in r.steps)} turns, stopped {r.stopped}, "
-              f"total {arms[name]['times']['total']:.1f}s")
+              f"total {arms[name]['times']['total']:.1f}s (load average after it {load})")
         print(f"    GAR engine: {episode._phases(arms[name]['engine'])}")
     ours, orig = arms["ours"]["times"], arms["original-style"]["times"]
     print("\n| phase | original-style (s) | ours (s) | speed-up |\n|---|---|---|---|")

@@ -20,8 +20,8 @@ def test_agent_episode_benchmark_tiny_preset_runs():
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
-    assert "ours: 10 tool calls in 2 turns, stopped answer" in text  # ground, then 9 calls in one reply
-    assert "original-style: 10 tool calls in 10 turns, stopped answer" in text
+    assert "ours: 10 tool calls in 2 turns, stopped answer, total" in text  # ground, then 9 calls in one reply
+    assert "original-style: 10 tool calls in 10 turns, stopped answer, total" in text
     assert re.search(r"^\| 8 GAR questions \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$", text, re.M)
     assert re.search(r"^episode speed-up: [\d.]+x \(target >= 4x: (met|MISSED)\)", text, re.M)
     assert "same observations in both arms: True" in text  # fp32: batching changes no answer
