@@ -93,6 +93,34 @@ def test_concurrent_gar_calls_share_a_batch_and_answer_as_alone(tiny_gar):
     assert [o.structured() for o in together] == expected
 
 
+def test_call_many_asks_gar_once_for_all_its_questions_even_without_a_batcher():
+    k = kit()
+    out = k.call_many([("gar_describe", {"image": IMAGE, "region": {"box": [1, 1, 30, 30]}}),
+                       ("gar_measure", {"image": IMAGE, "regions": [{"box": [1, 1, 30, 30]}]}),
+                       ("gar_relate", {"image": IMAGE, "regions": [{"box": [1, 1, 30, 30]}, {"box": [50, 40, 100, 80]}],
+                                       "question": "Is <Prompt0> above <Prompt1>?"}),
+                       ("gar_describe", {"image": IMAGE, "region": {"box": [50, 40, 100, 80]}})])
+    (only,) = k.gar.calls  # one answer() call: the two describes and the relate together
+    assert only[1]["questions"] == [None, "Is <Prompt0> above <Prompt1>?", None]
+    assert [o.artifact.description for o in (out[0], out[3])] == ["region of 841 px", "region of 2000 px"]
+    assert out[2].artifact.answer == "saw 2: Is <Prompt0> above <Prompt1>?"
+
+
+class _FailsOnRelate(FakeGAR):
+    def answer(self, requests, options=None):
+        if any(r.question is not None for r in requests):
+            raise RuntimeError("relate broke")
+        return super().answer(requests, options)
+
+
+def test_a_failure_of_the_shared_gar_call_stays_with_the_call_that_caused_it():
+    k = kit(gar=_FailsOnRelate())
+    out = k.call_many([("gar_describe", {"image": IMAGE, "region": {"box": [1, 1, 30, 30]}}),
+                       ("gar_relate", {"image": IMAGE, "regions": [{"box": [1, 1, 30, 30]}], "question": "Is <Prompt0> red?"})])
+    assert out[0].artifact.description == "region of 841 px"
+    assert isinstance(out[1], ToolFailure) and "relate broke" in str(out[1])
+
+
 def test_a_model_failure_in_call_many_stays_with_its_call():
     k = kit(gar=FakeGAR(fail=RuntimeError("device lost")))
     out = k.call_many([("gar_describe", {"image": IMAGE, "region": {"box": [1, 1, 30, 30]}}),

@@ -128,9 +128,10 @@ class GARToolkit:
         """Run independent calls ``[(name, args), ...]`` together; the result or error of each, in
         order — the same as calling them one at a time in that order.
 
-        Inputs are resolved in call order, the model work runs in up to ``max_workers`` threads (GAR
-        calls share batches when ``gar`` is a MicroBatcher), and new regions are stored and results
-        built in call order again, so region ids do not depend on timing. The calls must be
+        Inputs are resolved in call order; the GAR questions of all the calls are answered in one
+        ``gar.answer`` call (one batch, whatever the thread timing; if it fails, call by call) while
+        the other model work runs in up to ``max_workers`` threads; new regions are stored and
+        results built in call order again, so region ids do not depend on timing. The calls must be
         independent: a call cannot use a region id that another call of the same batch creates
         (one at a time it could). ``on_result(i, outcome)`` is called as each outcome is ready, in
         order.
@@ -142,12 +143,17 @@ class GARToolkit:
             except ToolError as err:
                 staged.append(err)
         runnable = [s for s in staged if isinstance(s, Staged)]
+        asks_gar = [s for s in runnable if s.gar_requests]
+        together = asks_gar if len(asks_gar) > 1 else []
         futures: dict[int, Future] = {}
         pool = ThreadPoolExecutor(max(1, min(max_workers, len(runnable))), thread_name_prefix="gar-tool") \
             if len(runnable) > 1 else None
         try:
+            if pool is not None and together:
+                shared = pool.submit(self._answer_together, together)
+                futures.update({id(s): shared for s in together})
             for s in runnable:
-                if pool is not None:
+                if pool is not None and id(s) not in futures:
                     futures[id(s)] = pool.submit(s.execute)
             out: list[Outcome] = []
             for i, item in enumerate(staged):
@@ -170,6 +176,22 @@ class GARToolkit:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+
+    def _answer_together(self, staged: list[Staged]) -> None:
+        """The GAR requests of several calls in one ``answer`` call (one batch). If it fails, each
+        call is answered on its own, so a failure stays with the call that caused it."""
+        requests = [r for s in staged for r in s.gar_requests]
+        try:
+            answers = self.gar.answer(requests, self.decode)  # type: ignore[union-attr]
+        except Exception:
+            for s in staged:
+                s.execute()
+            return
+        k = 0
+        for s in staged:
+            n = len(s.gar_requests)
+            s.answered(list(answers[k:k + n]))
+            k += n
 
     # ------------------------------------------------------------------ one method per tool
     def describe(self, args: Any) -> ToolResult:

@@ -21,7 +21,7 @@ Errors: invalid arguments and bad input are :class:`~gar_tool.tools.errors.ToolI
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar
 
 from pydantic import BaseModel
 
@@ -30,7 +30,7 @@ from gar_tool.tools.results import ToolResult
 from gar_tool.tools.specs import ToolSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gar_tool.gar.protocol import GARBackend
+    from gar_tool.gar.protocol import GARAnswer, GARBackend, GARRequest
     from gar_tool.regions.region import Region
     from gar_tool.tools.core import GARToolkit
     from gar_tool.tools.store import StoredImage
@@ -63,6 +63,11 @@ class ToolUnit(Generic[I, P, C]):
     def finish(self, kit: "GARToolkit", prepared: P, computed: C) -> ToolResult:
         raise NotImplementedError
 
+    def gar_requests(self, prepared: P) -> "Sequence[GARRequest]":
+        """The GAR requests ``execute`` would answer (empty for tools that do not ask GAR); see
+        :class:`GARUnit`."""
+        return ()
+
     # ------------------------------------------------------------------ driver
     def stage(self, kit: "GARToolkit", args: Any) -> "Staged":
         """Validate ``args`` (a dict or the input model) and prepare the call; raises ToolError."""
@@ -79,6 +84,22 @@ class ToolUnit(Generic[I, P, C]):
         return staged.finish()
 
 
+class GARUnit(ToolUnit[I, P, C]):
+    """A tool whose model work is one ``gar.answer`` call: ``execute`` answers
+    :meth:`gar_requests` and hands the answers to :meth:`from_answers`. Calls run together answer
+    all their requests in one ``answer`` call (one batch: ``GARToolkit.call_many``)."""
+
+    def gar_requests(self, prepared: P) -> "Sequence[GARRequest]":
+        raise NotImplementedError
+
+    def from_answers(self, kit: "GARToolkit", prepared: P, answers: "list[GARAnswer]") -> C:
+        raise NotImplementedError
+
+    def execute(self, kit: "GARToolkit", prepared: P) -> C:
+        gar = need_gar(kit, self.name)
+        return self.from_answers(kit, prepared, gar.answer(list(self.gar_requests(prepared)), kit.decode))
+
+
 class Staged:
     """A prepared call: :meth:`execute` (any thread), then :meth:`finish` (in call order)."""
 
@@ -92,6 +113,19 @@ class Staged:
         """Run the model work; errors are kept for :meth:`finish` (never raised here)."""
         try:
             self._computed = self.unit.execute(self.kit, self.prepared)
+        except Exception as exc:
+            self._error = model_error(exc, self.unit.name)
+        self._done = True
+
+    @property
+    def gar_requests(self) -> "Sequence[GARRequest]":
+        return self.unit.gar_requests(self.prepared)
+
+    def answered(self, answers: "list[GARAnswer]") -> None:
+        """Complete a :class:`GARUnit` call from answers to its :attr:`gar_requests` obtained
+        elsewhere (one ``answer`` call shared with other calls)."""
+        try:
+            self._computed = self.unit.from_answers(self.kit, self.prepared, answers)  # type: ignore[attr-defined]
         except Exception as exc:
             self._error = model_error(exc, self.unit.name)
         self._done = True
@@ -174,4 +208,4 @@ def _cause(exc: BaseException) -> BaseException | None:
     return exc.__cause__ if isinstance(exc, ToolError) else exc
 
 
-__all__ = ["ToolUnit", "Staged", "need_gar", "region_arg", "store_regions", "model_call", "model_error"]
+__all__ = ["ToolUnit", "GARUnit", "Staged", "need_gar", "region_arg", "store_regions", "model_call", "model_error"]

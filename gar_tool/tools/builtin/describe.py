@@ -9,7 +9,7 @@ from gar_tool.tools.outputs import DescribeOutput
 from gar_tool.tools.results import ToolResult, region_out, region_phrase, render_overlay_png
 from gar_tool.tools.schemas import DescribeInput
 from gar_tool.tools.specs import get_spec
-from gar_tool.tools.unit import ToolUnit, model_call, need_gar, region_arg, store_regions
+from gar_tool.tools.unit import GARUnit, model_call, need_gar, region_arg, store_regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARAnswer, GARBackend, GARRequest
@@ -26,7 +26,7 @@ class _Prepared:
     request: "GARRequest"
 
 
-class DescribeTool(ToolUnit[DescribeInput, _Prepared, "GARAnswer"]):
+class DescribeTool(GARUnit[DescribeInput, _Prepared, "GARAnswer"]):
     spec = get_spec("gar_describe")
 
     def prepare(self, kit: "GARToolkit", inp: DescribeInput) -> _Prepared:
@@ -36,8 +36,11 @@ class DescribeTool(ToolUnit[DescribeInput, _Prepared, "GARAnswer"]):
         req = model_call(self.name, lambda: gar.request(img.image, [region], None, instruction=inp.instruction))
         return _Prepared(gar, img, region, req)
 
-    def execute(self, kit: "GARToolkit", p: _Prepared) -> "GARAnswer":
-        return p.gar.answer([p.request], kit.decode)[0]
+    def gar_requests(self, p: _Prepared) -> "list[GARRequest]":
+        return [p.request]
+
+    def from_answers(self, kit: "GARToolkit", p: _Prepared, answers: "list[GARAnswer]") -> "GARAnswer":
+        return answers[0]
 
     def finish(self, kit: "GARToolkit", p: _Prepared, ans: Any) -> ToolResult:
         img = p.img

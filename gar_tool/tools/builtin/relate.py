@@ -12,7 +12,7 @@ from gar_tool.tools.relate_chunks import ChunkPlan, check_references, plan_chunk
 from gar_tool.tools.results import ToolResult, region_out, region_phrase, render_overlay_png
 from gar_tool.tools.schemas import RelateInput
 from gar_tool.tools.specs import get_spec
-from gar_tool.tools.unit import ToolUnit, model_call, need_gar, region_arg, store_regions
+from gar_tool.tools.unit import GARUnit, model_call, need_gar, region_arg, store_regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARAnswer, GARBackend, GARRequest
@@ -31,7 +31,7 @@ class _Prepared:
     requests: "list[GARRequest]"
 
 
-class RelateTool(ToolUnit[RelateInput, _Prepared, "list[GARAnswer]"]):
+class RelateTool(GARUnit[RelateInput, _Prepared, "list[GARAnswer]"]):
     spec = get_spec("gar_relate")
 
     def prepare(self, kit: "GARToolkit", inp: RelateInput) -> _Prepared:
@@ -45,8 +45,11 @@ class RelateTool(ToolUnit[RelateInput, _Prepared, "list[GARAnswer]"]):
                                               for p in plans])
         return _Prepared(gar, img, inp.question, regions, plans, reqs)
 
-    def execute(self, kit: "GARToolkit", p: _Prepared) -> "list[GARAnswer]":
-        return p.gar.answer(p.requests, kit.decode)  # every part in one call: one batch
+    def gar_requests(self, p: _Prepared) -> "list[GARRequest]":
+        return p.requests  # every part in one call: one batch
+
+    def from_answers(self, kit: "GARToolkit", p: _Prepared, answers: "list[GARAnswer]") -> "list[GARAnswer]":
+        return answers
 
     def finish(self, kit: "GARToolkit", p: _Prepared, answers: Any) -> ToolResult:
         img, plans = p.img, p.plans
