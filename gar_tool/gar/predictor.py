@@ -205,7 +205,7 @@ class GAR(GARFrontMixin):
         return video_inputs(self.processor, req.clip.frames, req.tracks, req.question, req.compat, req.instruction)
 
     def _answers(self, res: Any, lengths: list[int]) -> list[GARAnswer]:
-        return [GARAnswer(self._decode_text(ids), ids, reason, n)  # type: ignore[arg-type]
+        return [GARAnswer(self._decode_text(ids), ids, reason, n)
                 for ids, reason, n in zip(res.token_ids, res.finish_reasons, lengths)]
 
     def next_token_logits(self, image: Any, regions: Any, question: str | None = None, *,

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, codec
     out = Path(path)
     h, w = frames[0].shape[:2]
     with av.open(str(out), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream: Any = container.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
         if gop is not None:

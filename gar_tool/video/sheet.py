@@ -81,8 +81,8 @@ def contact_sheet(clip: Clip, tracks: Sequence[RegionTrack], names: Sequence[str
     sheet = Image.new("RGB", (pad + cols * (cw + pad), top + pad + rows * (ch + pad)), _BG)
     ImageDraw.Draw(sheet).text((pad, 4), head, fill=(0, 0, 0), font=font)
     for n, tile in enumerate(tiles):
-        r, c = divmod(n, cols)
-        sheet.paste(tile, (pad + c * (cw + pad), top + pad + r * (ch + pad)))
+        row, col = divmod(n, cols)
+        sheet.paste(tile, (pad + col * (cw + pad), top + pad + row * (ch + pad)))
     return sheet
 
 
