@@ -51,3 +51,114 @@ def test_video_paths_stay_inside_the_allowed_directories(square_clip, tmp_path):
         inputs.resolve("https://example.com/a.mp4")
     with pytest.raises(ToolInputError, match="clip 'vid_0123456789ab' is unknown"):
         inputs.resolve("vid_0123456789ab")
+
+
+# --------------------------------------------------------------------------- through the toolkit
+@pytest.fixture()
+def video_kit(tiny_gar, tiny_tracker, square_clip):
+    """A micro-batched toolkit over the tiny GAR with the tiny SAM 2 tracker, paths under the clip's
+    folder."""
+    from gar_tool import GAR
+    from gar_tool.gar.batching import MicroBatcher
+    from gar_tool.tools import GARToolkit, ImageInputConfig
+
+    batcher = MicroBatcher(GAR(tiny_gar.model, tiny_gar.processor), max_wait=0.0)
+    kit = GARToolkit(batcher, tracker=tiny_tracker, max_new_tokens=3,
+                     inputs=ImageInputConfig(allowed_roots=[square_clip.mp4.parent]))
+    yield kit
+    batcher.close()
+
+
+def _box(i: int, n: int = 6) -> list[int]:
+    return list(square_box(uniform_indices(N_SOURCE, n)[i], N_SOURCE, SIZE, SIDE))
+
+
+def test_track_then_describe_and_relate_by_ids(video_kit, square_clip):
+    assert "gar_track" in video_kit.available_tools()
+    res = video_kit.call("gar_track", {"video": str(square_clip.mp4), "frame": 2, "region": {"box": _box(2)},
+                                       "frames": 6})
+    out = res.artifact
+    assert out.track.id == "t1" and out.clip.clip_id.startswith("vid_") and out.clip.frames == 6
+    assert [f.frame for f in out.track.frames] == list(range(6))
+    assert out.track.frames[2].state in ("given", "tracked") and out.track.frames[2].rle is not None
+    assert res.content.startswith("Track t1 (") and f"frame 2 of {out.clip.clip_id}" in res.content
+    assert res.overlay_png.startswith(b"\x89PNG")
+    clip_id = out.clip.clip_id
+    d = video_kit.call("gar_describe", {"video": clip_id, "track": "t1"})
+    assert d.artifact.track.id == "t1" and d.artifact.clip.clip_id == clip_id and d.artifact.region is None
+    assert d.content.startswith("t1 (") and f"in {clip_id}: " in d.content
+    masks = [rle_encode(square_clip.masks[i]) for i in uniform_indices(N_SOURCE, 6)]
+    masks[0] = "absent"
+    r = video_kit.call("gar_relate", {"video": clip_id, "tracks": ["t1", {"frames": masks}],
+                                      "question": "Is <Prompt0> the same as <Prompt1>?"})
+    assert [t.id for t in r.artifact.tracks] == ["t1", "t2"]  # the inline masks were stored as t2
+    assert r.artifact.tracks[1].frames[0].state == "absent" and r.artifact.tracks[1].frames[1].state == "given"
+    assert [b.region_id for b in r.artifact.chunks[0].regions] == ["t1", "t2"] and "<Prompt0> = t1 (" in r.content
+
+
+def test_video_tool_errors(video_kit, square_clip):
+    def err(name, args):
+        with pytest.raises((ToolInputError, ToolFailure)) as exc:
+            video_kit.call(name, args)
+        return str(exc.value)
+
+    assert "outside the clip: it has 6 sampled frames" in err(
+        "gar_track", {"video": str(square_clip.mp4), "frame": 6, "region": {"box": _box(0)}, "frames": 6})
+    assert "give exactly one of region" in err("gar_track", {"video": str(square_clip.mp4)})
+    bad = square_clip.mp4.parent / "bad.mp4"
+    bad.write_bytes(b"no video here" * 20)
+    assert "is not a readable video" in err("gar_track", {"video": str(bad), "region": {"box": [0, 0, 5, 5]}})
+    clip_id = video_kit.call("gar_track", {"video": str(square_clip.mp4), "region": {"box": _box(0)},
+                                           "frames": 6}).artifact.clip.clip_id
+    assert "has 3 per-frame masks but the clip has 6 sampled frames" in err(
+        "gar_describe", {"video": clip_id, "track": {"frames": [rle_encode(m) for m in square_clip.masks[:3]]}})
+    assert "frames: Input should be less than or equal to 32" in err(
+        "gar_track", {"video": str(square_clip.mp4), "region": {"box": _box(0)}, "frames": 33})
+    assert "give either image and region" in err("gar_describe", {"image": "x.png", "video": clip_id, "track": "t1"})
+    assert "track 't7' is unknown" in err("gar_describe", {"video": clip_id, "track": "t7"})
+
+
+def test_without_a_tracker(tiny_gar, square_clip):
+    from gar_tool.tools import GARToolkit, ImageInputConfig
+
+    kit = GARToolkit(tiny_gar, max_new_tokens=2, inputs=ImageInputConfig(allowed_roots=[square_clip.mp4.parent]))
+    assert "gar_track" not in kit.available_tools()
+    with pytest.raises(ToolFailure, match="no video tracker"):
+        kit.call("gar_track", {"video": str(square_clip.mp4), "region": {"box": _box(0)}})
+    masks = [rle_encode(square_clip.masks[i]) for i in uniform_indices(N_SOURCE, 4)]
+    res = kit.call("gar_describe", {"video": str(square_clip.mp4), "frames": 4, "track": {"frames": masks}})
+    assert res.artifact.track.summary == "given: #0-#3" and res.artifact.finish_reason in ("stop", "length")
+
+
+# --------------------------------------------------------------------------- MCP and HTTP
+def test_mcp_lists_and_runs_the_video_tools(video_kit, square_clip):
+    from gar_tool.integrations.mcp import run_tool
+
+    res = run_tool(video_kit, "gar_track", {"video": str(square_clip.mp4), "region": {"box": _box(0)}, "frames": 6})
+    assert not res.is_error and res.structured_content["track"]["id"].startswith("t")
+    assert [b.type for b in res.content] == ["text", "image"]  # the contact sheet
+    clip_id = res.structured_content["clip"]["clip_id"]
+    d = run_tool(video_kit, "gar_describe", {"video": clip_id, "track": res.structured_content["track"]["id"]})
+    assert not d.is_error and d.structured_content["clip"]["clip_id"] == clip_id
+    bad = run_tool(video_kit, "gar_track", {"video": str(square_clip.mp4), "frame": 40, "region": {"box": [0, 0, 4, 4]}})
+    assert bad.is_error and "outside the clip" in bad.content[0].text
+
+
+def test_http_track_endpoint(video_kit, square_clip):
+    import anyio
+    import httpx
+
+    from gar_tool.integrations.http.server import create_app
+
+    app = create_app(video_kit)
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            ok = await c.post("/v1/track", json={"video": square_clip.mp4.name, "region": {"box": _box(0)}, "frames": 6})
+            bad = await c.post("/v1/track", json={"video": square_clip.mp4.name, "frame": 9,
+                                                  "region": {"box": _box(0)}, "frames": 6})
+            return ok, bad
+
+    ok, bad = anyio.run(go)
+    assert ok.status_code == 200 and ok.json()["output"]["track"]["id"].startswith("t")
+    assert bad.status_code == 422 and "outside the clip" in bad.json()["error"]["message"]

@@ -8,7 +8,8 @@ Conventions (repeated in the field descriptions, which an LLM reads):
   directories). ``frames`` uniformly sampled frames are used (default 16); frames are addressed by
   their index in the clip (``0 .. frames-1``), which every result lists with its time.
 * A track is a track id (``"t1"``, from ``gar_track`` or an earlier call) or
-  ``{"frames": [rle | null, ...]}`` with one COCO RLE mask (or null: not visible) per sampled frame.
+  ``{"frames": [rle | "absent", ...]}`` with one COCO RLE mask (or ``"absent"`` / null: not visible)
+  per sampled frame.
 * Masks are COCO RLE of the frame as displayed; pixels, origin top-left; boxes
   ``[x1, y1, x2, y2]`` with ``x2`` / ``y2`` exclusive.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from gar_tool.limits import limit
@@ -35,7 +36,7 @@ VIDEO_DESCRIPTION = (
     "clip (0 = first sampled frame); results list each frame's time in seconds.")
 TRACK_DESCRIPTION = (
     "An object through the clip: a track id from gar_track or an earlier call (e.g. 't1'), or "
-    "{'frames': [rle or null, ...]} with one COCO RLE mask per sampled frame (null = not visible).")
+    "{'frames': [rle or 'absent', ...]} with one COCO RLE mask per sampled frame ('absent' = not visible).")
 FRAMES_DESCRIPTION = (f"How many frames to sample uniformly from a video path (1-{limit('clip_frames')}, default "
                       f"{DEFAULT_FRAMES}); ignored for a clip_id, which keeps its frames.")
 
@@ -45,7 +46,7 @@ _STRICT = ConfigDict(extra="forbid")
 def _check_track_id(value: str) -> str:
     if not TRACK_ID_RE.match(value):
         raise PydanticCustomError("track_id", "a track given as a string must be a track id like 't1' (got "
-                                  "'{value}'); for your own masks pass {{'frames': [rle or null, ...]}}",
+                                  "'{value}'); for your own masks pass {{'frames': [rle or 'absent', ...]}}",
                                   {"value": value[:40]})
     return value
 
@@ -56,12 +57,17 @@ VideoRef = Annotated[str, Field(min_length=1, description=VIDEO_DESCRIPTION)]
 FrameCount = Annotated[int, Field(ge=1, le=limit("clip_frames"), description=FRAMES_DESCRIPTION)]
 
 
+def _nulls_to_absent(value: Any) -> Any:
+    return [("absent" if v is None else v) for v in value] if isinstance(value, list) else value
+
+
 class TrackFrames(BaseModel):
-    """A track given as masks: one per sampled frame."""
+    """A track given as masks: one per sampled frame ('absent' — or null — where not visible)."""
 
     model_config = _STRICT
-    frames: list[RleMask | None] = Field(min_length=1, max_length=limit("clip_frames"), description=(
-        "One COCO RLE mask per sampled frame of the clip, in order; null where the object is not visible."))
+    frames: Annotated[list[Union[RleMask, Literal["absent"]]], BeforeValidator(_nulls_to_absent)] = Field(
+        min_length=1, max_length=limit("clip_frames"), description=(
+            "One COCO RLE mask per sampled frame of the clip, in order; 'absent' where the object is not visible."))
 
 
 TrackRef = Annotated[Union[TrackId, TrackFrames], Field(description=TRACK_DESCRIPTION)]
@@ -142,7 +148,7 @@ def frames_of(value: Any) -> Any:
     """A validated :data:`TrackRef` → what :func:`gar_tool.video.track.coerce_track` takes (a track id
     stays a string)."""
     if isinstance(value, TrackFrames):
-        return [None if f is None else f.model_dump() for f in value.frames]
+        return [None if isinstance(f, str) else f.model_dump() for f in value.frames]
     return value
 
 
