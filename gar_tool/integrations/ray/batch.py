@@ -61,6 +61,9 @@ class BatchJob:
         batch_size: items per Ray Data batch (one GAR batching window).
         gar / ground: the actor pools' resources.
         ray_address: an existing cluster (``auto``, ``ray://…``); None starts a local Ray.
+        planner_class: the planner class (``gar_agents.Planner``) when ``settings.planner`` is set;
+            None loads it from the ``gar.planners`` entry point. It must be importable where the
+            actors run.
     """
 
     manifest: str
@@ -79,6 +82,7 @@ class BatchJob:
     gar: StageResources = field(default_factory=StageResources)
     ground: StageResources = field(default_factory=StageResources)
     ray_address: str | None = None
+    planner_class: Any = None
 
     def header(self) -> dict[str, Any]:
         """What a resumed run must share with the first (models and settings, not resources)."""
@@ -128,6 +132,7 @@ def run_batch(job: BatchJob, *, use_ray: bool = True, show_progress: bool = True
     if Path(job.out).suffix.lower() not in (".jsonl", ".parquet"):
         raise InputError(f"--out must end in .jsonl or .parquet, got {job.out!r}")
     items, root = read_manifest(job.manifest, question=job.question, phrases=job.phrases)
+    load_planner(job)  # a planner that cannot be loaded fails here, before any model loads
     log = open_run_log(job.out, job.header())
     done = {k for k, rec in log.records.items() if _done(rec)}
     todo = [it for it in items if it.id not in done]
@@ -166,7 +171,7 @@ def _local_results(todo: Sequence[BatchItem], job: BatchJob, root: Path) -> Iter
 
     kit = GARToolkit.load(model=job.model, detector=job.detector, segmenter=job.segmenter, device=job.device,
                           dtype=job.dtype, compat=job.compat)
-    inputs, planner = job.inputs(root), load_planner(job.settings)
+    inputs, planner = job.inputs(root), load_planner(job)
     for item in todo:
         grounded = ground_item(item, inputs, kit.detector, kit.segmenter, job.settings)
         yield answer_item(item, grounded, kit.gar, inputs, job.settings, detector=kit.detector,
@@ -179,11 +184,13 @@ def _ray_results(todo: Sequence[BatchItem], job: BatchJob, root: Path) -> Iterat
     return run_pipeline(todo, job, root)
 
 
-def load_planner(settings: BatchSettings) -> Any:
-    """The planner class from the ``gar.planners`` entry point (``gar_tool`` never imports
-    ``agents``), or None when no planner is asked for."""
-    if settings.planner is None:
+def load_planner(job: BatchJob) -> Any:
+    """The job's planner class: ``job.planner_class``, else the ``gar.planners`` entry point
+    (``gar_tool`` never imports ``agents``); None when no planner is asked for."""
+    if job.settings.planner is None:
         return None
+    if job.planner_class is not None:
+        return job.planner_class
     from importlib.metadata import entry_points
 
     eps = [ep for ep in entry_points(group="gar.planners") if ep.name == "planner"]

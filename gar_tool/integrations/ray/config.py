@@ -45,10 +45,10 @@ class StoreLimits(BaseModel):
     """Bounds of the shared session store (:class:`~gar_tool.tools.store.SessionStore`)."""
 
     model_config = ConfigDict(extra="forbid")
-    max_images: int = Field(256, ge=1)
-    max_image_bytes: int = Field(4 << 30, ge=1)
-    max_regions: int = Field(8192, ge=1)
-    max_region_bytes: int = Field(2 << 30, ge=1)
+    max_images: int = Field(default=256, ge=1)
+    max_image_bytes: int = Field(default=4 << 30, ge=1)
+    max_regions: int = Field(default=8192, ge=1)
+    max_region_bytes: int = Field(default=2 << 30, ge=1)
 
 
 class ServeAppConfig(BaseModel):
@@ -88,7 +88,7 @@ class ServeAppConfig(BaseModel):
     max_request_mb: float = Field(40.0, gt=0)
     max_concurrency: int = Field(16, ge=1)
     retry_after: int = Field(1, ge=1)
-    store: StoreLimits = Field(default_factory=StoreLimits)
+    store: StoreLimits = Field(default_factory=lambda: StoreLimits())
 
     @field_validator("detector", "segmenter", mode="before")
     @classmethod

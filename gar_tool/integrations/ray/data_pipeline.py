@@ -66,7 +66,7 @@ class AnswerStage:
                               segmenter=job.segmenter if planning else None, device=job.device, dtype=job.dtype,
                               compat=job.compat)
         self.detector, self.segmenter = kit.detector, kit.segmenter
-        self.planner = load_planner(job.settings)
+        self.planner = load_planner(job)
         # every item of a batch may ask several questions (chunks, one describe per region)
         self.gar = None if kit.gar is None else MicroBatcher(kit.gar, max_batch=4 * job.batch_size, max_wait=0.05)
 
@@ -100,8 +100,9 @@ def run_pipeline(todo: Sequence[BatchItem], job: BatchJob, root: Path) -> Iterat
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows one bar over items (run_batch)
     rows = [{"id": it.id, "item": json.dumps(it.to_dict(), ensure_ascii=False)} for it in todo]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / job.batch_size)))
-    common = {"fn_constructor_args": (job, str(root)), "batch_size": job.batch_size, "batch_format": "numpy"}
+    ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / job.batch_size)))
+    common: dict[str, Any] = {"fn_constructor_args": (job, str(root)), "batch_size": job.batch_size,
+                              "batch_format": "numpy"}
     ds = ds.map_batches(GroundStage, compute=ray.data.ActorPoolStrategy(size=job.ground.actors),
                         num_cpus=job.ground.num_cpus,
                         num_gpus=job.ground.num_gpus or None, **common)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from ray import serve
 
@@ -65,8 +65,9 @@ class GARModels:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.cfg = app_config(config)
-        self._batched.set_max_batch_size(self.cfg.max_batch)
-        self._batched.set_batch_wait_timeout_s(self.cfg.batch_wait_ms / 1000.0)
+        batched: Any = self._batched  # @serve.batch adds the setters to the method
+        batched.set_max_batch_size(self.cfg.max_batch)
+        batched.set_batch_wait_timeout_s(self.cfg.batch_wait_ms / 1000.0)
         cfg = self.cfg
 
         async def load(model_id: str) -> Any:
@@ -177,7 +178,8 @@ class SessionStoreDeployment:
 class Front:
     """The HTTP API of ``gar serve`` over proxies of the other deployments."""
 
-    async def __init__(self, config: dict[str, Any], gar: Any, grounding: Any, store: Any) -> None:
+    # Serve awaits an async constructor; it awaits the other deployments' start-up answers.
+    async def __init__(self, config: dict[str, Any], gar: Any, grounding: Any, store: Any) -> None:  # type: ignore[misc]
         from gar_tool.integrations.serving import image_inputs
         from gar_tool.tools.core import GARToolkit
 
@@ -223,12 +225,12 @@ def build_app(config: ServeAppConfig | dict[str, Any],
     over = {k: dict(v) for k, v in (overrides or {}).items()}
     plain = cfg.model_dump()
     # Queues deep enough for the app's own limits to be the ones that apply (Serve's default is 5).
-    gar = GARModels.options(**{"max_ongoing_requests": 4 * cfg.max_batch, **over.get("GARModels", {})}).bind(plain)
+    gar = cast(Any, GARModels).options(**{"max_ongoing_requests": 4 * cfg.max_batch, **over.get("GARModels", {})}).bind(plain)
     grounding = None
     if cfg.detector is not None or cfg.segmenter is not None:
-        grounding = Grounding.options(**{"max_ongoing_requests": 16, **over.get("Grounding", {})}).bind(plain)
-    store = SessionStoreDeployment.options(**over.get("SessionStore", {})).bind(cfg.store.model_dump())
-    front = Front.options(**{"max_ongoing_requests": cfg.max_concurrency + 4, **over.get("Front", {})})
+        grounding = cast(Any, Grounding).options(**{"max_ongoing_requests": 16, **over.get("Grounding", {})}).bind(plain)
+    store = cast(Any, SessionStoreDeployment).options(**over.get("SessionStore", {})).bind(cfg.store.model_dump())
+    front = cast(Any, Front).options(**{"max_ongoing_requests": cfg.max_concurrency + 4, **over.get("Front", {})})
     return front.bind(plain, gar, grounding, store)
 
 
