@@ -81,6 +81,8 @@ class GARModels:
                                            compat=cfg.compat)
 
         self._model = serve.multiplexed(max_num_models_per_replica=cfg.models_per_replica)(load)
+        self.requests = 0  # answered requests and the batched GAR calls they took (stats())
+        self.batches = 0
 
     def _model_id(self) -> str:
         return serve.get_multiplexed_model_id() or self.cfg.default
@@ -92,6 +94,10 @@ class GARModels:
         except Exception as exc:
             return Outcome(error=portable(exc))
         return Outcome(value={"model": self._model_id(), "prompt_slots": int(gar.prompt_slots)})
+
+    def stats(self) -> dict[str, int]:
+        """``{"requests", "batches"}`` this replica answered / ran (batching at work: fewer batches)."""
+        return {"requests": self.requests, "batches": self.batches}
 
     async def answer(self, wire: dict[str, Any], options: DecodeOptions) -> Outcome[GARAnswer]:
         """Validate one request (:func:`~gar_tool.integrations.ray.proxies.request_to_wire`
@@ -111,20 +117,26 @@ class GARModels:
             gar = await self._model(self._model_id())  # one model per batch (Serve splits by model id)
         except Exception as exc:
             return [Outcome(error=portable(exc))] * len(items)
-        return await asyncio.to_thread(_answer_groups, gar, items)
+        out, calls = await asyncio.to_thread(_answer_groups, gar, items)
+        self.requests += len(items)
+        self.batches += calls
+        return out
 
 
-def _answer_groups(gar: Any, items: list[tuple[GARRequest, DecodeOptions]]) -> list[Outcome[GARAnswer]]:
-    """One ``answer_each`` call per distinct decoding options, results in the items' order."""
+def _answer_groups(gar: Any, items: list[tuple[GARRequest, DecodeOptions]]) -> tuple[list[Outcome[GARAnswer]], int]:
+    """One ``answer_each`` call per distinct decoding options: outcomes in the items' order, and
+    how many GAR calls succeeded."""
     out: list[Outcome[GARAnswer] | None] = [None] * len(items)
+    calls = 0
     groups: dict[DecodeOptions, list[int]] = {}
     for i, (_, opts) in enumerate(items):
         groups.setdefault(opts, []).append(i)
     for opts, idx in groups.items():
-        results, _ = answer_each(gar, [items[i][0] for i in idx], opts)
+        results, n = answer_each(gar, [items[i][0] for i in idx], opts)
+        calls += n
         for i, res in zip(idx, results):
             out[i] = Outcome(error=portable(res)) if isinstance(res, BaseException) else Outcome(value=res)
-    return [o for o in out if o is not None]
+    return [o for o in out if o is not None], calls
 
 
 # --------------------------------------------------------------------------- grounding
