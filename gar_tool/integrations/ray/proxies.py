@@ -37,6 +37,11 @@ from gar_tool.tools.errors import ToolFailure
 from gar_tool.tools.store import SessionStore, StoredImage
 
 
+#: Public SessionStore methods the front may call on the shared store (and SharedStore forwards).
+STORE_METHODS = frozenset({"put_image", "get_image", "put_region", "get_region", "regions_of", "image_of",
+                           "stats", "image_ids", "region_ids", "forget", "clear"})
+
+
 class RemoteUnavailable(ToolFailure):
     """A deployment could not be reached or died while answering (after Ray Serve's retries)."""
 
@@ -194,4 +199,4 @@ class SharedStore(SessionStore):
         self._call("clear")
 
 
-__all__ = ["ServeGAR", "ServeDetector", "ServeSegmenter", "SharedStore", "RemoteUnavailable", "request_to_wire"]
+__all__ = ["STORE_METHODS", "ServeGAR", "ServeDetector", "ServeSegmenter", "SharedStore", "RemoteUnavailable", "request_to_wire"]

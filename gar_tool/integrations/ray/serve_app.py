@@ -41,11 +41,10 @@ from typing import Any, Mapping, cast
 from ray import serve
 
 from gar_tool.errors import InputError
-from gar_tool.gar.batching import answer_each
 from gar_tool.gar.protocol import DecodeOptions, GARAnswer, GARRequest
 from gar_tool.integrations.ray.config import ServeAppConfig, app_config
-from gar_tool.integrations.ray.proxies import ServeDetector, ServeGAR, ServeSegmenter, SharedStore
-from gar_tool.integrations.ray.wire import Outcome, capture, portable, regions_from_wire, regions_to_wire
+from gar_tool.integrations.ray.proxies import STORE_METHODS, ServeDetector, ServeGAR, ServeSegmenter, SharedStore
+from gar_tool.integrations.ray.wire import Outcome, answer_groups, capture, portable, regions_from_wire, regions_to_wire
 from gar_tool.tools.errors import ToolFailure, ToolInputError
 from gar_tool.tools.store import SessionStore
 
@@ -53,9 +52,6 @@ log = logging.getLogger(__name__)
 
 #: Request headers that choose the GAR model (lower case, as Starlette gives them).
 MODEL_HEADERS = ("x-gar-model", "serve_multiplexed_model_id")
-#: Public SessionStore methods the front may call on the shared store.
-STORE_METHODS = frozenset({"put_image", "get_image", "put_region", "get_region", "regions_of", "image_of",
-                           "stats", "image_ids", "region_ids", "forget", "clear"})
 
 
 # --------------------------------------------------------------------------- GAR
@@ -117,26 +113,10 @@ class GARModels:
             gar = await self._model(self._model_id())  # one model per batch (Serve splits by model id)
         except Exception as exc:
             return [Outcome(error=portable(exc))] * len(items)
-        out, calls = await asyncio.to_thread(_answer_groups, gar, items)
+        out, calls = await asyncio.to_thread(answer_groups, gar, items)
         self.requests += len(items)
         self.batches += calls
         return out
-
-
-def _answer_groups(gar: Any, items: list[tuple[GARRequest, DecodeOptions]]) -> tuple[list[Outcome[GARAnswer]], int]:
-    """One ``answer_each`` call per distinct decoding options: outcomes in the items' order, and
-    how many GAR calls succeeded."""
-    out: list[Outcome[GARAnswer] | None] = [None] * len(items)
-    calls = 0
-    groups: dict[DecodeOptions, list[int]] = {}
-    for i, (_, opts) in enumerate(items):
-        groups.setdefault(opts, []).append(i)
-    for opts, idx in groups.items():
-        results, n = answer_each(gar, [items[i][0] for i in idx], opts)
-        calls += n
-        for i, res in zip(idx, results):
-            out[i] = Outcome(error=portable(res)) if isinstance(res, BaseException) else Outcome(value=res)
-    return [o for o in out if o is not None], calls
 
 
 # --------------------------------------------------------------------------- grounding

@@ -13,6 +13,9 @@ Ray pickles call arguments; what we choose to send decides the cost:
   :class:`Outcome` instead, and the caller re-raises the original exception object locally, so a
   ``PromptError`` stays a ``PromptError`` with the same message as in-process.
 
+:func:`answer_groups` is the GAR deployment's batch step: one batched ``GAR.answer`` per distinct
+decoding options, failures isolated as the in-process micro-batcher isolates them, outcomes out.
+
 This module does not import Ray.
 """
 
@@ -91,5 +94,23 @@ def capture(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Outcome[T]:
         return Outcome(error=portable(exc))
 
 
-__all__ = ["image_to_wire", "region_to_wire", "regions_to_wire", "region_from_wire", "regions_from_wire",
+def answer_groups(gar: Any, items: list[tuple[Any, Any]]) -> tuple[list[Outcome[Any]], int]:
+    """One ``answer_each`` call per distinct decoding options: outcomes in the items' order, and
+    how many GAR calls succeeded."""
+    from gar_tool.gar.batching import answer_each
+
+    out: list[Outcome[Any] | None] = [None] * len(items)
+    calls = 0
+    groups: dict[Any, list[int]] = {}
+    for i, (_, opts) in enumerate(items):
+        groups.setdefault(opts, []).append(i)
+    for opts, idx in groups.items():
+        results, n = answer_each(gar, [items[i][0] for i in idx], opts)
+        calls += n
+        for i, res in zip(idx, results):
+            out[i] = Outcome(error=portable(res)) if isinstance(res, BaseException) else Outcome(value=res)
+    return [o for o in out if o is not None], calls
+
+
+__all__ = ["answer_groups", "image_to_wire", "region_to_wire", "regions_to_wire", "region_from_wire", "regions_from_wire",
            "Outcome", "portable", "capture"]
