@@ -162,3 +162,13 @@ def test_http_track_endpoint(video_kit, square_clip):
     ok, bad = anyio.run(go)
     assert ok.status_code == 200 and ok.json()["output"]["track"]["id"].startswith("t")
     assert bad.status_code == 422 and "outside the clip" in bad.json()["error"]["message"]
+
+
+def test_an_image_only_backend_says_so(square_clip):
+    from gar_tool.tools import GARToolkit, ImageInputConfig
+    from tools_support import FakeGAR
+
+    kit = GARToolkit(FakeGAR(), inputs=ImageInputConfig(allowed_roots=[square_clip.mp4.parent]))
+    masks = [rle_encode(square_clip.masks[i]) for i in uniform_indices(N_SOURCE, 4)]
+    with pytest.raises(ToolFailure, match=r"this GAR backend \(FakeGAR\) does not answer about videos"):
+        kit.call("gar_describe", {"video": str(square_clip.mp4), "frames": 4, "track": {"frames": masks}})
