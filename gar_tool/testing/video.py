@@ -4,15 +4,16 @@
   (blue channel = frame index · 8, so a decoded frame tells which source frame it is), with the
   square's exact mask per frame;
 * :func:`write_video` — those frames encoded to a video file with PyAV (H.264 by default);
-* :func:`build_sam2_video_checkpoint` — a tiny random ``Sam2VideoModel`` saved with
-  ``save_pretrained`` together with its ``Sam2VideoProcessor`` (``config.json``,
-  ``model.safetensors``, ``processor_config.json``), loaded back through the same
-  ``from_pretrained`` path as the released checkpoints. Random weights exercise the plumbing, not
+* :func:`build_sam2_video_checkpoint` — a tiny random ``Sam2VideoModel`` in the layout of the
+  released ``facebook/sam2.1-hiera-*`` repositories (``config.json``, ``model.safetensors``,
+  ``preprocessor_config.json``, ``video_preprocessor_config.json``, ``processor_config.json``),
+  loaded back through the same ``from_pretrained`` path as they are. Random weights exercise the plumbing, not
   tracking quality (see the README's "Video regions").
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,14 @@ def build_sam2_video_checkpoint(directory: str | Path, *, image_size: int = 64, 
         memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
         memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=32)
     torch.manual_seed(seed)
-    Sam2VideoModel(config).eval().save_pretrained(str(out))
-    processor = Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size={"height": s, "width": s}),
-                                   video_processor=Sam2VideoVideoProcessor(size={"height": s, "width": s}),
-                                   target_size=s)
-    processor.save_pretrained(str(out))
+    Sam2VideoModel(config).eval().save_pretrained(str(out))  # config.json + model.safetensors
+    # The released repositories (facebook/sam2.1-hiera-*) keep the three processor files apart:
+    # preprocessor_config.json (images), video_preprocessor_config.json and a small
+    # processor_config.json. Sam2VideoProcessor.from_pretrained reads them back together.
+    Sam2ImageProcessor(size={"height": s, "width": s}).save_pretrained(str(out))
+    Sam2VideoVideoProcessor(size={"height": s, "width": s}).save_pretrained(str(out))
+    (out / "processor_config.json").write_text(json.dumps(
+        {"point_pad_value": -10, "processor_class": Sam2VideoProcessor.__name__, "target_size": s}, indent=2))
     return out
 
 
