@@ -1,13 +1,13 @@
-"""Video-clip benchmark: what the frame-feature cache saves on follow-up questions, in one run.
+"""Video-clip benchmark: what the clip caches save on follow-up questions, in one run.
 
 Builds a random-weight GAR in memory (the presets of ``benchmarks/episode.py``; nothing is
 downloaded), a synthetic clip of ``--frames`` frames and one track with a mask on every frame,
 then measures, every generation decoding exactly ``--new-tokens`` tokens:
 
 1. the first question about the clip (every frame through the vision tower, prefill, decode);
-2. ``k`` follow-up questions one at a time, interleaved: caches off (every frame re-encoded each
-   time, as the original code would) vs caches on (frame tiles and features from the cache; the
-   prompt is still prefilled in full: there is no context KV cache for clips);
+2. ``k`` follow-up questions one at a time, interleaved: caches off (every frame re-encoded and the
+   whole prompt prefilled each time, as the original code would) vs caches on (the context KV of
+   frames and replays from the cache: only the question's own tokens are prefilled);
 3. where the time of a cold question goes (vision / prefill + decode).
 
 Prints the thread count, the load average and the CPU's vector ISA with the numbers. Run::
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     print(f"first question (cold)                  {w_first:8.2f} {c_first:8.2f}")
     print(f"  of which vision of {args.frames:2d} frames          {w_vis:8.2f} {c_vis:8.2f}")
     print(f"{args.follow_ups} follow-ups, caches off (re-encode)   {off[0]:8.2f} {off[1]:8.2f}")
-    print(f"{args.follow_ups} follow-ups, frame-feature cache      {on[0]:8.2f} {on[1]:8.2f}")
+    print(f"{args.follow_ups} follow-ups, caches on (context KV)   {on[0]:8.2f} {on[1]:8.2f}")
     print(f"ratio off / on                          {off[0] / on[0]:7.2f}x {off[1] / on[1]:7.2f}x")
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# load average at the end {load_end:.2f}")

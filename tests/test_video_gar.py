@@ -131,23 +131,36 @@ def test_two_objects_get_their_own_runs(tiny_gar, clip_masks, track):
     assert int(both.sum()) > int(single.sum())
 
 
-def test_cached_equals_uncached_and_batch_equals_single(tiny_gar, clip_masks, track):
+def test_caches_change_nothing_but_the_work(tiny_gar, clip_masks, track):
+    """Follow-ups reuse the context KV (same frames, masks and replays: only the question's tokens
+    are prefilled) or, when the context text differs, the frame features; answers equal those of a
+    GAR without caches."""
     from gar_tool import GAR
 
     clip, masks = clip_masks
+    cached = GAR(tiny_gar.model, tiny_gar.processor)
     fresh = GAR(tiny_gar.model, tiny_gar.processor, cache=CacheConfig.disabled())
+    eng = cached.video_engine
     opts = DecodeOptions(max_new_tokens=4)
-    req = tiny_gar.video_request(clip, [track])
-    a = fresh.generate_video([req], opts, keep_logits=True)
-    hits = tiny_gar.video_engine.vision.stats.hits
-    tiny_gar.generate_video([req], opts)
-    b = tiny_gar.generate_video([req], opts, keep_logits=True)  # second time: features from the cache
-    assert tiny_gar.video_engine.vision.stats.hits >= hits + 4
-    assert a.answers[0].token_ids == b.answers[0].token_ids
+    first = cached.video_request(clip, [track])
+    cached.generate_video([first], opts)
+    assert (eng.contexts.stats.misses, eng.vision.stats.misses) == (1, 4)
+    follow_ups = [cached.video_request(clip, [track], instruction="What colour is it?"),
+                  cached.video_request(clip, [track], "Where does <Prompt0> go?")]
+    for req in follow_ups:  # the same context (everything up to the last crop run)
+        a = cached.generate_video([req], opts, keep_logits=True)
+        b = fresh.generate_video([req], opts, keep_logits=True)
+        assert a.answers[0].token_ids == b.answers[0].token_ids
+        assert torch.allclose(a.step_logits[0], b.step_logits[0], atol=1e-4)
+    assert eng.contexts.stats.hits == 2 and eng.vision.stats.misses == 4  # no vision for follow-ups
+    other = cached.video_request(clip, [track], compat="original")  # another context, the same frames
+    a = cached.generate_video([other], opts, keep_logits=True)
+    assert eng.vision.stats.hits == 4 and eng.vision.stats.misses == 4
+    b = fresh.generate_video([other], opts, keep_logits=True)
     assert torch.allclose(a.step_logits[0], b.step_logits[0], atol=1e-4)
-    other = tiny_gar.video_request(clip, [coerce_track(masks, clip)], instruction="What colour is it?")
-    together = tiny_gar.answer_video([req, other], opts)
-    assert [x.token_ids for x in together] == [tiny_gar.answer_video([r], opts)[0].token_ids for r in (req, other)]
+    two = cached.video_request(clip, [coerce_track(masks, clip)], instruction="What is it?")
+    together = cached.answer_video([first, two], opts)  # a batch: prefilled in full, left-padded
+    assert [x.token_ids for x in together] == [fresh.answer_video([r], opts)[0].token_ids for r in (first, two)]
 
 
 def test_answer_depends_on_the_track(tiny_gar, clip_masks, track):

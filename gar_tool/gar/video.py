@@ -12,7 +12,10 @@
    box, all replays of the batch in one :meth:`GARModel.roi_features` call (``thumbnail=False``,
    grid ``(1, 1)``, the checkpoint's RoI scaling);
 4. :meth:`GARModel.build_inputs_embeds` scatters the frame features and splices the replays in;
-   the batch is left-padded and decoded by :func:`gar_tool.gar.generation.decode`.
+   the batch is left-padded and decoded by :func:`gar_tool.gar.generation.decode`;
+5. a request asked alone keeps the KV cache of its prompt's context (frames and replays, cached per
+   frames, masks, replays and context tokens), so a follow-up question about the same clip and
+   tracks prefills only its own tokens; a batch of several clip requests is prefilled in full.
 
 The processing choices (frame count, prompt text, several objects) are documented in
 :mod:`gar_tool.gar.processing.video`.
@@ -28,7 +31,7 @@ import torch
 
 from gar_tool.cache import LRUCache, content_key
 from gar_tool.gar.engine import CacheConfig, _left_pad
-from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode
+from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode, positions_from_mask
 from gar_tool.gar.processing import GARProcessor
 from gar_tool.gar.processing.video import GARVideoInputs, tile_frame, video_inputs
 from gar_tool.gar.video_protocol import GARVideoRequest
@@ -52,10 +55,11 @@ class VideoEngine:
         self.vision_batch = vision_batch
         self.tiles = LRUCache(self.config.tiles_bytes, self.config.max_items)
         self.vision = LRUCache(self.config.vision_bytes, self.config.max_items)
+        self.contexts = LRUCache(self.config.context_bytes, self.config.max_items)
 
     def clear(self) -> None:
-        self.tiles.clear()
-        self.vision.clear()
+        for c in (self.tiles, self.vision, self.contexts):
+            c.clear()
 
     def prepare(self, req: GARVideoRequest) -> _Prepared:
         keys, tiles = [], []
@@ -130,11 +134,49 @@ class VideoEngine:
                  keep_logits: bool = False) -> tuple[DecodeResult, list[int]]:
         """Decode every request → the decode result and each prompt's length in tokens."""
         preps = [self.prepare(r) for r in requests]
+        lengths = [len(p.inputs.input_ids) for p in preps]
+        if len(preps) == 1 and self.config.context_bytes > 0:
+            return self._generate_one(preps[0], opts, stop_ids, keep_logits), lengths
         feats = self.frame_features(preps)
         embeds = self.embeds(preps, feats)
         x, mask = _left_pad(embeds, self.model.device)
         res = decode(self.model, x, mask, stop_ids, self.processor.vocab.pad_id, opts, keep_logits)
-        return res, [len(p.inputs.input_ids) for p in preps]
+        return res, lengths
+
+    def _generate_one(self, prep: _Prepared, opts: DecodeOptions, stop_ids: set[int],
+                      keep_logits: bool) -> DecodeResult:
+        """One request with the prompt's *context* — everything up to its last image / crop
+        token: the frame features and the replays — prefilled once and its KV cache kept (per
+        frames, masks, replays and context tokens); a follow-up question about the same clip and
+        tracks then prefills only its own tokens."""
+        from transformers import DynamicCache
+
+        m = self.model
+        inp = prep.inputs
+        ids = inp.input_ids
+        context_ids = torch.cat([torch.tensor([self.processor.vocab.image_token_id]), inp.replay_token_ids])
+        c = int(torch.isin(ids, context_ids).nonzero().max()) + 1
+        key = content_key(*prep.vision_keys, repr(m.settings), inp.replay_token_ids, inp.replay_frames,
+                          inp.replay_boxes, ids[:c])
+        kv = self.contexts.get(key)
+        if kv is None:
+            [feats] = self.frame_features([prep])
+            [emb] = self.embeds([prep], [feats])
+            ones = torch.ones((1, c), dtype=torch.long, device=m.device)
+            _, past = m.language_model(emb[:c].unsqueeze(0), ones, positions_from_mask(ones))
+            kv = [(layer.keys, layer.values) for layer in past.layers]
+            self.contexts.put(key, kv)
+            suffix = emb[c:]
+        else:
+            suffix = m.mllm.get_input_embeddings()(ids[c:].to(m.device))
+        cache = DynamicCache()
+        for li, (k, v) in enumerate(kv):  # the stored tensors are not modified: decoding appends copies
+            cache.update(k, v, li)
+        n = len(ids)
+        mask = torch.ones((1, n), dtype=torch.long, device=m.device)
+        pos = torch.arange(c, n, device=m.device).unsqueeze(0)
+        return decode(m, suffix.unsqueeze(0), mask, stop_ids, self.processor.vocab.pad_id, opts, keep_logits,
+                      cache=cache, position_ids=pos)
 
 
 __all__ = ["VideoEngine"]
