@@ -20,14 +20,16 @@ object masks, which is what GAR was trained on.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 from gar_tool.errors import RegionError
+from gar_tool.limits import limit
 
 Size = tuple[int, int]  # (height, width)
 
@@ -39,25 +41,75 @@ class Segmenter(Protocol):
                 point_labels: Any = None) -> "Regions": ...
 
 
-def _check_size(image_size: Sequence[int]) -> Size:
-    if len(image_size) != 2:
-        raise RegionError(f"image_size must be (height, width), got {tuple(image_size)!r}")
-    h, w = (int(v) for v in image_size)
+def _check_size(image_size: Any) -> Size:
+    """``(H, W)`` as two positive ints, at most ``mask_pixels`` pixels (a mask of that size is allocated)."""
+    try:
+        values = list(image_size)
+        h, w = (operator.index(v) for v in values) if len(values) == 2 else (0, -1)
+    except TypeError:
+        raise RegionError(f"image_size must be (height, width) integers, got {image_size!r}") from None
+    if w == -1:
+        raise RegionError(f"image_size must be (height, width), got {tuple(values)!r}")
     if h < 1 or w < 1:
         raise RegionError(f"image_size must be positive, got (height={h}, width={w})")
+    if h * w > limit("mask_pixels"):
+        raise RegionError(f"image_size {w}x{h} (WxH) is {h * w} pixels, more than the mask_pixels limit "
+                          f"of {limit('mask_pixels')}")
     return h, w
 
 
-def _finite(values: Iterable[float], what: str) -> list[float]:
+def _finite(values: Any, what: str) -> list[float]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise RegionError(f"{what} must be a list of numbers, got {_short(values)}")
     out = []
     for v in values:
+        if isinstance(v, (str, bytes)) or isinstance(v, (Sequence, np.ndarray)) and not np.isscalar(v):
+            raise RegionError(f"{what}: {_short(v)} is not a number")
         try:
             f = float(v)
         except (TypeError, ValueError):
-            raise RegionError(f"{what}: {v!r} is not a number") from None
+            raise RegionError(f"{what}: {_short(v)} is not a number") from None
         if not math.isfinite(f):
             raise RegionError(f"{what}: contains a non-finite value ({v!r})")
         out.append(f)
+    return out
+
+
+def _short(value: Any, limit_chars: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit_chars else text[: limit_chars - 3] + "..."
+
+
+def _pairs(points: Any, what: str, max_count: int, limit_name: str) -> list[tuple[float, float]]:
+    """A list of ``[x, y]`` pairs (each finite), at most ``max_count`` of them."""
+    if isinstance(points, (str, bytes, dict)) or not isinstance(points, (Sequence, np.ndarray)):
+        raise RegionError(f"{what} must be a list of [x, y] pairs, got {_short(points)}")
+    if len(points) > max_count:
+        raise RegionError(f"{what} has {len(points)} points, more than the {limit_name} limit of {max_count}")
+    out = []
+    for i, p in enumerate(points):
+        if isinstance(p, (str, bytes)) or not isinstance(p, (Sequence, np.ndarray)) or np.ndim(p) != 1:
+            raise RegionError(f"{what} must be a list of [x, y] pairs, but item {i} is {_short(p)}"
+                              + (" (a flat list: group the numbers as [[x, y], ...])" if np.isscalar(p) else ""))
+        xy = _finite(p, f"{what}[{i}]")
+        if len(xy) != 2:
+            raise RegionError(f"{what}[{i}] must be [x, y], got {len(xy)} numbers")
+        out.append((xy[0], xy[1]))
+    return out
+
+
+def _point_labels(labels: Any, n: int) -> list[int]:
+    if labels is None:
+        return [1] * n
+    if isinstance(labels, (str, bytes, dict)) or not isinstance(labels, (Sequence, np.ndarray)) or np.ndim(labels) != 1:
+        raise RegionError(f"points: labels must be a list of 1 (inside) / 0 (outside), got {_short(labels)}")
+    out = []
+    for i, v in enumerate(labels):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or v not in (0, 1):
+            raise RegionError(f"points: labels[{i}] must be 1 (inside) or 0 (outside), got {_short(v)}")
+        out.append(int(v))
+    if len(out) != n:
+        raise RegionError(f"points: {n} points but {len(out)} labels")
     return out
 
 
@@ -138,11 +190,17 @@ class Region:
     def from_mask(cls, mask: Any, image_size: Sequence[int] | None = None, **meta: Any) -> "Region":
         """From a 2-D array: ``bool``, integers (non-zero = inside, e.g. 0/1 or 0/255), or floats
         that are exactly 0/1. ``image_size`` (``(H, W)``), when given, must equal the mask shape."""
-        arr = np.asarray(mask)
+        try:
+            arr = np.asarray(mask)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise RegionError(f"mask must be a 2-D array (H, W) of numbers ({_one_line(exc)})") from None
         if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
             arr = arr[..., 0] if arr.shape[2] != 4 else arr[..., 3]
         if arr.ndim != 2:
             raise RegionError(f"mask must be 2-D (H, W), got shape {arr.shape}")
+        if arr.size > limit("mask_pixels"):
+            raise RegionError(f"mask is {arr.shape[1]}x{arr.shape[0]} (WxH), more than the mask_pixels limit "
+                              f"of {limit('mask_pixels')} pixels")
         if arr.dtype == np.bool_:
             out = arr.copy()
         elif np.issubdtype(arr.dtype, np.integer):
@@ -165,25 +223,27 @@ class Region:
     @classmethod
     def from_mask_file(cls, path: str | Path, image_size: Sequence[int] | None = None,
                        **meta: Any) -> "Region":
-        """From a mask image (PNG...): non-zero pixels (alpha channel if present) are inside."""
-        p = Path(path)
-        if not p.is_file():
-            raise RegionError(f"mask file not found: {str(p)!r}")
-        try:
-            with Image.open(p) as img:
-                arr = np.asarray(img.getchannel("A") if "A" in img.getbands() else img.convert("L"))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise RegionError(f"mask file {str(p)!r} is not a readable image ({exc})") from None
+        """From a mask image (PNG...): non-zero pixels (alpha channel if present) are inside.
+
+        Size limits (``mask_file_bytes``, ``mask_pixels``) and ``image_size`` are checked before
+        the file is decoded (:func:`gar_tool.media.masks.read_mask_file`)."""
+        from gar_tool.media.masks import read_mask_file
+
+        arr = read_mask_file(path, None if image_size is None else _check_size(image_size))
         meta.setdefault("source", "mask")
         return cls.from_mask(arr, image_size, **meta)
 
     @classmethod
     def from_rle(cls, rle: dict, image_size: Sequence[int] | None = None, **meta: Any) -> "Region":
-        """From a COCO RLE dict ``{"size": [h, w], "counts": str | bytes | list[int]}``."""
+        """From a COCO RLE dict ``{"size": [h, w], "counts": str | bytes | list[int]}``.
+
+        The declared ``size`` is checked (``mask_pixels``, and against ``image_size``) and the run
+        lengths are summed before the mask is expanded (:func:`gar_tool.regions.rle.rle_decode`)."""
         from gar_tool.regions.rle import rle_decode
 
         meta.setdefault("source", "rle")
-        return cls.from_mask(rle_decode(rle), image_size, **meta)
+        expected = None if image_size is None else _check_size(image_size)
+        return cls.from_mask(rle_decode(rle, expected_size=expected), image_size, **meta)
 
     @classmethod
     def from_box(cls, box: Sequence[float], image_size: Sequence[int], *, image: Any = None,
@@ -213,16 +273,10 @@ class Region:
         least 3) and negative points are ignored; ``source="points-disc"``.
         """
         h, w = _check_size(image_size)
-        pts = [_finite(p, "point") for p in points]
+        pts = _pairs(points, "points", limit("points_per_region"), "points_per_region")
         if not pts:
             raise RegionError("points: need at least one [x, y] point")
-        if any(len(p) != 2 for p in pts):
-            raise RegionError("points: each point must be [x, y]")
-        labs = [1] * len(pts) if labels is None else [int(v) for v in labels]
-        if len(labs) != len(pts):
-            raise RegionError(f"points: {len(pts)} points but {len(labs)} labels")
-        if any(v not in (0, 1) for v in labs):
-            raise RegionError("points: labels must be 1 (inside) or 0 (outside)")
+        labs = _point_labels(labels, len(pts))
         for x, y in pts:
             if not (0 <= x < w and 0 <= y < h):
                 raise RegionError(f"point ({x}, {y}) lies outside the image (width {w}, height {h})")
@@ -244,7 +298,8 @@ class Region:
                      **meta: Any) -> "Region":
         """From a closed polygon ``[[x, y], ...]`` (at least 3 vertices), filled."""
         pts = cls._vertices(polygon, image_size, 3, "polygon")
-        img = Image.new("1", (image_size[1], image_size[0]), 0)
+        h, w = _check_size(image_size)
+        img = Image.new("1", (w, h), 0)
         ImageDraw.Draw(img).polygon(pts, fill=1, outline=1)
         meta.setdefault("source", "polygon")
         return cls.from_mask(np.asarray(img, dtype=bool), **meta)
@@ -270,9 +325,9 @@ class Region:
     def _vertices(polygon: Sequence[Sequence[float]], image_size: Sequence[int], min_len: int,
                   what: str) -> list[tuple[float, float]]:
         h, w = _check_size(image_size)
-        pts = [tuple(_finite(p, what)) for p in polygon]
-        if len(pts) < min_len or any(len(p) != 2 for p in pts):
-            raise RegionError(f"{what} needs at least {min_len} [x, y] vertices")
+        pts = _pairs(polygon, what, limit("polygon_vertices"), "polygon_vertices")
+        if len(pts) < min_len:
+            raise RegionError(f"{what} needs at least {min_len} [x, y] vertices, got {len(pts)}")
         for x, y in pts:
             if not (0 <= x <= w and 0 <= y <= h):
                 raise RegionError(f"{what} vertex ({x}, {y}) lies outside the image (width {w}, height {h})")
@@ -344,6 +399,10 @@ class Regions(Sequence[Region]):
     def size(self) -> Size | None:
         """``(height, width)`` shared by all masks, or ``None`` when empty."""
         return self._items[0].size if self._items else None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 __all__ = ["Region", "Regions", "Segmenter", "mask_box", "validate_box"]
