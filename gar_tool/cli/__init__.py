@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from gar_tool.errors import GARError, InputError
 
@@ -20,7 +20,7 @@ COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's default prints usage)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse's default prints usage)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
