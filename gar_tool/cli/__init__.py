@@ -2,8 +2,9 @@
 
 Each sub-command lives in its own module of this package and exposes
 ``register(subparsers) -> None``, which adds its parser and sets ``func`` (called with the parsed
-``argparse.Namespace``, returning the exit code). Exit codes: 0 ok, 2 bad input or usage (one line
-on stderr, no traceback), 1 any other failure.
+``argparse.Namespace``, returning the exit code). Exit codes: 0 ok, 2 bad input or usage, including
+model files that are missing or not a usable checkpoint (one line on stderr, no traceback), 1 any
+other failure.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import NoReturn, Sequence
 
-from gar_tool.errors import GARError, InputError
+from gar_tool.errors import GARError, InputError, ModelError
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
 COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd")
@@ -40,11 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # This process decodes untrusted images: a decompression-bomb warning from an image plugin
+    # becomes an error (reported as bad input), never a warning on stderr followed by the decode.
+    warnings.filterwarnings("error", message=r".*could be decompression bomb DOS attack", category=RuntimeWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
-    except InputError as exc:
+    except (InputError, ModelError) as exc:  # bad arguments, or model files that are not a usable checkpoint
         print(f"gar {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except GARError as exc:

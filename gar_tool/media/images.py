@@ -110,9 +110,8 @@ def decode_bytes(data: bytes, what: str = "image bytes", *, max_pixels: int | No
     check_pixels(img.size[0], img.size[1], what, max_pixels)
     try:
         img.load()
-        if exif:
-            img = ImageOps.exif_transpose(img)
-        return to_rgb(img)
+        shown: Image.Image = ImageOps.exif_transpose(img) if exif else img
+        return to_rgb(shown)
     except _PIL_ERRORS as exc:
         raise InputError(f"{what} is not a readable image ({_one_line(exc)})") from None
 

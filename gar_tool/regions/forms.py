@@ -56,7 +56,7 @@ def parse_spec(spec: str, image_size: Size, *, image: Any = None,
             return Region.from_scribble(pts, image_size)
         if any(len(p) not in (2, 3) for p in pts):
             raise RegionError(f"points: each point is X,Y or X,Y,LABEL; got {body[:80]!r}")
-        labels = [p[2] if len(p) == 3 else 1 for p in pts]
+        labels: list[Any] = [p[2] if len(p) == 3 else 1 for p in pts]
         return Region.from_points([p[:2] for p in pts], image_size, labels,
                                   image=image, segmenter=segmenter)
     raise RegionError(f"unknown region kind {kind!r} in {spec!r}; expected mask, rle, box, points, polygon or scribble")

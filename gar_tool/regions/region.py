@@ -264,7 +264,7 @@ class Region:
 
     @classmethod
     def from_points(cls, points: Sequence[Sequence[float]], image_size: Sequence[int],
-                    labels: Sequence[int] | None = None, *, radius: float | None = None,
+                    labels: Sequence[Any] | None = None, *, radius: float | None = None,
                     image: Any = None, segmenter: Segmenter | None = None, **meta: Any) -> "Region":
         """From click points ``[[x, y], ...]`` with optional ``labels`` (1 = inside, 0 = outside).
 
@@ -331,7 +331,7 @@ class Region:
         for x, y in pts:
             if not (0 <= x <= w and 0 <= y <= h):
                 raise RegionError(f"{what} vertex ({x}, {y}) lies outside the image (width {w}, height {h})")
-        return pts  # type: ignore[return-value]
+        return pts
 
 
 def _segment_one(segmenter: Segmenter, image: Any, prompt: dict, meta: dict, kind: str) -> Region:
