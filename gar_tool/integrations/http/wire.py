@@ -10,11 +10,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import httpx
 from pydantic import BaseModel
 
+from gar_tool.errors import InputError
+from gar_tool.limits import limit
+from gar_tool.media.images import read_file
 from gar_tool.regions.region import Region
 from gar_tool.tools.errors import ToolFailure, ToolInputError
 from gar_tool.tools.results import ToolResult
@@ -129,9 +132,25 @@ class AsyncRemoteStore:
 
 
 # --------------------------------------------------------------------------- shared logic
-def image_payload(image: Any) -> tuple[bytes, str]:
-    """``(file bytes, content type)`` of an image to upload: a path (str / ``Path``), encoded file
-    bytes, a PIL image or an ``HxWx3`` uint8 array (both sent as PNG)."""
+def allowed_local_file(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
+    """``path`` resolved (symlinks, ``..``), if it lies under one of ``roots``; else
+    :class:`ToolInputError` naming the roots (the client's own upload rule, independent of what
+    the server allows)."""
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        listed = ", ".join(str(r) for r in roots) or "none"
+        raise ToolInputError(f"local file {os.fspath(path)!r} resolves outside this client's allowed directories "
+                             f"({listed}); the client uploads only files under them: create it with "
+                             "GARClient(..., allowed_roots=[DIR, ...]) or pass the image as bytes")
+    return resolved
+
+
+def image_payload(image: Any, roots: Sequence[Path] | None = None,
+                  max_bytes: int | None = None) -> tuple[bytes, str]:
+    """``(file bytes, content type)`` of an image to upload: a path (str / ``Path``) under ``roots``
+    (default: the working directory), encoded file bytes, a PIL image or an ``HxWx3`` uint8 array
+    (both sent as PNG). A file's size is checked against ``max_bytes`` (default: the
+    ``request_bytes`` limit) before it is read."""
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
         if not data:
@@ -140,8 +159,13 @@ def image_payload(image: Any) -> tuple[bytes, str]:
     if isinstance(image, (str, os.PathLike)):
         path = Path(image).expanduser()
         if not path.is_file():
-            raise ToolInputError(f"image file not found on this machine: {str(image)!r}")
-        return path.read_bytes(), "application/octet-stream"
+            raise ToolInputError(f"image file not found on this machine: {os.fspath(image)!r}")
+        resolved = allowed_local_file(path, [Path.cwd().resolve()] if roots is None else roots)
+        try:
+            return read_file(resolved, "image file", max_bytes if max_bytes is not None else limit("request_bytes"),
+                             name="request_bytes"), "application/octet-stream"
+        except InputError as exc:
+            raise ToolInputError(str(exc)) from None
     from PIL import Image
 
     if not isinstance(image, Image.Image):
@@ -149,7 +173,7 @@ def image_payload(image: Any) -> tuple[bytes, str]:
             import numpy as np
 
             image = Image.fromarray(np.asarray(image))
-        except Exception as exc:
+        except (TypeError, ValueError) as exc:
             raise ToolInputError(f"image must be a path, file bytes, a PIL image or an HxWx3 uint8 array, "
                                  f"got {type(image).__name__} ({exc})") from None
     buf = io.BytesIO()
@@ -158,6 +182,7 @@ def image_payload(image: Any) -> tuple[bytes, str]:
 
 
 def _needs_upload(image: Any, upload_paths: bool) -> bool:
+    """True for non-string images and for strings naming an existing local file."""
     if isinstance(image, str):
         if not upload_paths or "\x00" in image or len(image) > 4096 or image[:5].lower() == "data:":
             return False
@@ -261,8 +286,13 @@ class _Common:
     """What both clients share: configuration, argument preparation, the region cache."""
 
     def __init__(self, base_url: str, timeout: float | httpx.Timeout | None, headers: dict[str, str] | None,
-                 include_overlay: bool, upload_paths: bool, max_busy_retries: int, max_regions: int) -> None:
+                 include_overlay: bool, upload_paths: bool, max_busy_retries: int, max_regions: int,
+                 allowed_roots: Sequence[str | os.PathLike] | None = None,
+                 max_upload_bytes: int | None = None) -> None:
         self.base_url = str(base_url).rstrip("/")
+        roots = [Path.cwd()] if allowed_roots is None else [Path(r) for r in allowed_roots]
+        self.allowed_roots = tuple(r.expanduser().resolve() for r in roots)
+        self.max_upload_bytes = limit("request_bytes") if max_upload_bytes is None else int(max_upload_bytes)
         self.timeout = timeout
         self.include_overlay = include_overlay
         self.upload_paths = upload_paths
@@ -277,6 +307,9 @@ class _Common:
         except ToolInputError as exc:
             exc.tool = name
             raise
+
+    def _payload(self, image: Any) -> tuple[bytes, str]:
+        return image_payload(image, self.allowed_roots, self.max_upload_bytes)
 
     def _params(self, overlay: bool | None) -> dict[str, str]:
         return {"overlay": "true"} if (self.include_overlay if overlay is None else overlay) else {}
