@@ -4,6 +4,7 @@ one over stdio against ``python -m gar_tool.cli mcp`` with the tiny checkpoints.
 from __future__ import annotations
 
 import base64
+import json
 import io
 import os
 import sys
@@ -180,3 +181,102 @@ def test_stdio_subprocess(tiny_ckpt, tiny_dino_dir):  # noqa: F811
     assert bad.is_error and "region.box" in bad.content[0].text
     assert not grounded.is_error and grounded.structured_content["regions"][0]["id"].startswith("r")
     assert "Traceback" not in err_text
+
+
+# ------------------------------------------------------------------ start-up while loading, raw protocol
+class RawStdio:
+    """``gar mcp`` as a subprocess spoken to in raw JSON-RPC lines (what a host sends, unvalidated)."""
+
+    def __init__(self, args: list[str]) -> None:
+        import subprocess
+
+        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+               **{k: os.environ[k] for k in ("PYTHONPATH", "HF_HOME", "PATH") if k in os.environ}}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gar_tool.cli", "mcp", *args], cwd=str(REPO),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, text=True)
+        self.next_id = 0
+
+    def request(self, method: str, params: dict | None = None) -> dict:
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, **({"params": params} if params else {})})
+        line = self.proc.stdout.readline()
+        assert line, f"server closed stdout; stderr: {self.proc.stderr.read()[-2000:]}"
+        answer = json.loads(line)
+        assert answer.get("id") == self.next_id, answer
+        return answer
+
+    def send(self, message: dict) -> None:
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> str:
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=60) == 0
+        return self.proc.stderr.read()
+
+
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "1"}}
+
+
+def test_stdio_answers_at_once_while_models_load(tiny_ckpt, tmp_path):
+    """initialize and tools/list come back before the models have loaded (a 1 s pause is added to the load);
+    calls wait for the load, or get a retryable "still loading" error after --load-wait; arguments that are
+    not an object are an isError result, not a protocol error."""
+    import time
+
+    path, rles = bench_item()
+    hook = tmp_path / "sitecustomize.py"  # delays the model load in the server process by 3 s
+    hook.write_text("import time, gar_tool.integrations.serving as s\n"
+                    "orig = s.BackgroundToolkit._run\n"
+                    "s.BackgroundToolkit._run = lambda self: (time.sleep(3), orig(self))[1]\n")
+    os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    try:
+        started = time.monotonic()
+        srv = RawStdio(["--model", str(tiny_ckpt), "--detector", "none", "--allow-dir", str(path.parent),
+                        "--max-new-tokens", "2", "--device", "cpu", "--load-wait", "0.5"])
+    finally:
+        os.environ["PYTHONPATH"] = os.environ["PYTHONPATH"].split(os.pathsep, 1)[1]
+    init = srv.request("initialize", INIT)
+    init_s = time.monotonic() - started
+    srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    tools = srv.request("tools/list")["result"]["tools"]
+    bad = srv.request("tools/call", {"name": "gar_measure", "arguments": [1, 2]})["result"]
+    text = srv.request("tools/call", {"name": "gar_measure", "arguments": "image=x"})["result"]
+    early = srv.request("tools/call", {"name": "gar_measure", "arguments": {"image": str(path), "regions": [{"rle": rles[0]}]}})
+    early_s = time.monotonic() - started
+    deadline = time.monotonic() + 90
+    while True:  # the retryable error says to call again: do so until the models are there
+        done = srv.request("tools/call", {"name": "gar_describe", "arguments": {"image": str(path),
+                                                                                 "region": {"rle": rles[0]}}})
+        if "still loading" not in done["result"]["content"][0]["text"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    err = srv.close()
+    assert init["result"]["serverInfo"]["name"] == "gar-agent" and init_s < 3.0, init_s  # before the 3 s load pause
+    assert [t["name"] for t in tools] == ["gar_describe", "gar_relate", "gar_measure"]
+    assert bad["isError"] is True and "must be a JSON object" in bad["content"][0]["text"] and "array" in bad["content"][0]["text"]
+    assert text["isError"] is True and "got a JSON string" in text["content"][0]["text"]
+    assert early["result"]["isError"] is True and "still loading" in early["result"]["content"][0]["text"]
+    assert early_s < 3.0 + 10  # answered after --load-wait, not after the whole load
+    assert done["result"].get("isError") is not True and done["result"]["structuredContent"]["region"]["source"] == "rle"
+    assert "Traceback" not in err
+
+
+def test_stdio_load_failure_is_an_error_result_and_bad_paths_exit_2(tmp_path):
+    import subprocess
+
+    missing = subprocess.run([sys.executable, "-m", "gar_tool.cli", "mcp", "--model", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such checkpoint" in missing.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    srv = RawStdio(["--model", str(broken), "--detector", "none", "--device", "cpu"])
+    srv.request("initialize", INIT)
+    srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    result = srv.request("tools/call", {"name": "gar_describe", "arguments": {"image": "x", "region": "r1"}})["result"]
+    err = srv.close()
+    assert result["isError"] is True and "could not load its models" in result["content"][0]["text"]
+    assert "lacks tokenizer.json" in result["content"][0]["text"] and "Retrying will not help" in result["content"][0]["text"]
+    assert "Traceback" not in err and "loading the models failed" in err
