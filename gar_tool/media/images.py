@@ -101,7 +101,7 @@ def open_header(fp: IO[bytes], what: str) -> ImageFile.ImageFile:
                      f"{', '.join(IMAGE_FORMATS)})")
 
 
-def decode_bytes(data: bytes, what: str = "image bytes", *, max_pixels: int | None = None,
+def decode_bytes(data: bytes, what: str = "image data", *, max_pixels: int | None = None,
                  max_bytes: int | None = None, exif: bool = True) -> Image.Image:
     """Encoded image bytes → RGB image: byte and header-pixel limits first, then decode, EXIF
     orientation (``exif=True``) and the mode conversion of the module docstring."""
@@ -153,7 +153,7 @@ def load_image(image: ImageLike, *, max_pixels: int | None = None, max_bytes: in
             raise InputError(f"image is not a readable image ({_one_line(exc)})") from None
         return rgb
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_bytes(bytes(image), "image bytes", max_pixels=max_pixels, max_bytes=max_bytes)
+        return decode_bytes(bytes(image), "image data", max_pixels=max_pixels, max_bytes=max_bytes)
     if isinstance(image, (str, os.PathLike)):
         data = read_file(image, "image file", max_bytes)
         return decode_bytes(data, f"image file {os.fspath(image)!r}", max_pixels=max_pixels, max_bytes=max_bytes)

@@ -80,12 +80,12 @@ def _short(value: Any, limit_chars: int = 80) -> str:
     return text if len(text) <= limit_chars else text[: limit_chars - 3] + "..."
 
 
-def _pairs(points: Any, what: str, max_count: int, limit_name: str) -> list[tuple[float, float]]:
+def _pairs(points: Any, what: str, max_count: int, limit_name: str, noun: str = "points") -> list[tuple[float, float]]:
     """A list of ``[x, y]`` pairs (each finite), at most ``max_count`` of them."""
     if isinstance(points, (str, bytes, dict)) or not isinstance(points, (Sequence, np.ndarray)):
         raise RegionError(f"{what} must be a list of [x, y] pairs, got {_short(points)}")
     if len(points) > max_count:
-        raise RegionError(f"{what} has {len(points)} points, more than the {limit_name} limit of {max_count}")
+        raise RegionError(f"{what} has {len(points)} {noun}, more than the {limit_name} limit of {max_count}")
     out = []
     for i, p in enumerate(points):
         if isinstance(p, (str, bytes)) or not isinstance(p, (Sequence, np.ndarray)) or np.ndim(p) != 1:
@@ -325,7 +325,7 @@ class Region:
     def _vertices(polygon: Sequence[Sequence[float]], image_size: Sequence[int], min_len: int,
                   what: str) -> list[tuple[float, float]]:
         h, w = _check_size(image_size)
-        pts = _pairs(polygon, what, limit("polygon_vertices"), "polygon_vertices")
+        pts = _pairs(polygon, what, limit("polygon_vertices"), "polygon_vertices", "vertices")
         if len(pts) < min_len:
             raise RegionError(f"{what} needs at least {min_len} [x, y] vertices, got {len(pts)}")
         for x, y in pts:

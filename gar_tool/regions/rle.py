@@ -71,8 +71,11 @@ def rle_decode(rle: Any, expected_size: Sequence[int] | None = None, *, max_pixe
             raise RegionError("compressed RLE counts contain characters outside the COCO alphabet")
         raw = counts.encode("ascii") if isinstance(counts, str) else counts
         total = runs_total(raw)
+        if total < 0:
+            raise RegionError("malformed RLE: compressed counts are not a COCO encoding (characters outside "
+                              "'0'..'o', a run cut short, or a negative run)")
         if total != h * w:
-            raise RegionError(f"malformed RLE: compressed counts cover {max(total, 0)} pixels, "
+            raise RegionError(f"malformed RLE: compressed counts cover {total} pixels, "
                               f"expected height*width = {h * w}")
         obj = {"size": [h, w], "counts": raw}
     else:
