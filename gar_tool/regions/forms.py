@@ -147,7 +147,7 @@ def _from_dict(d: dict, image_size: Size, *, image: Any, segmenter: Segmenter | 
         return Region.from_polygon(d["polygon"], image_size, **meta)
     if k == "scribble":
         return Region.from_scribble(d["scribble"], image_size, **meta)
-    return Region.from_mask(np.asarray(d["mask"]), image_size, **meta)
+    return Region.from_mask(d["mask"], image_size, **meta)
 
 
 def coerce_regions(objs: Any, image_size: Size, *, image: Any = None,

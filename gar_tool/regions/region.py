@@ -88,7 +88,8 @@ def _pairs(points: Any, what: str, max_count: int, limit_name: str, noun: str = 
         raise RegionError(f"{what} has {len(points)} {noun}, more than the {limit_name} limit of {max_count}")
     out = []
     for i, p in enumerate(points):
-        if isinstance(p, (str, bytes)) or not isinstance(p, (Sequence, np.ndarray)) or np.ndim(p) != 1:
+        if isinstance(p, (str, bytes)) or not isinstance(p, (Sequence, np.ndarray)) or (
+                isinstance(p, np.ndarray) and p.ndim != 1):
             raise RegionError(f"{what} must be a list of [x, y] pairs, but item {i} is {_short(p)}"
                               + (" (a flat list: group the numbers as [[x, y], ...])" if np.isscalar(p) else ""))
         xy = _finite(p, f"{what}[{i}]")
@@ -101,7 +102,8 @@ def _pairs(points: Any, what: str, max_count: int, limit_name: str, noun: str = 
 def _point_labels(labels: Any, n: int) -> list[int]:
     if labels is None:
         return [1] * n
-    if isinstance(labels, (str, bytes, dict)) or not isinstance(labels, (Sequence, np.ndarray)) or np.ndim(labels) != 1:
+    if isinstance(labels, (str, bytes, dict)) or not isinstance(labels, (Sequence, np.ndarray)) or (
+            isinstance(labels, np.ndarray) and labels.ndim != 1):
         raise RegionError(f"points: labels must be a list of 1 (inside) / 0 (outside), got {_short(labels)}")
     out = []
     for i, v in enumerate(labels):

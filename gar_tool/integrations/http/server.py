@@ -165,8 +165,9 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind: ErrorType = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-                           415: "unsupported_media_type"}.get(exc.status_code, "bad_request")
+        kinds: dict[int, ErrorType] = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                                       415: "unsupported_media_type"}
+        kind: ErrorType = kinds.get(exc.status_code, "bad_request")
         if exc.status_code >= 500:
             kind = "internal_error"
         if exc.status_code == 404:
