@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps
 
 from gar_tool.errors import InputError
 from gar_tool.limits import LIMITS, limit
