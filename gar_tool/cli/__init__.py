@@ -26,12 +26,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """The ``gar`` parser; ``plugins=False`` leaves out the commands of other packages (entry points)."""
     parser = _Parser(prog="gar", description="Region-grounded visual reasoning with GAR.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    if not plugins:
+        return parser
     # Commands of other installed packages (``gar ask`` comes from ``agents``): entry points, so
     # that gar_tool never imports them itself.
     from importlib.metadata import entry_points
@@ -41,12 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Built-in command names (``gar mcp`` must answer its client within a second or two: running a
+#: built-in command does not import the plugin commands, e.g. the planner's LangGraph stack).
+BUILTIN_COMMANDS = ("describe", "relate", "ground", "eval", "tools", "serve", "mcp")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # This process decodes untrusted images: a decompression-bomb warning from an image plugin
     # becomes an error (reported as bad input), never a warning on stderr followed by the decode.
     warnings.filterwarnings("error", message=r".*could be decompression bomb DOS attack", category=RuntimeWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(plugins=not (words and words[0] in BUILTIN_COMMANDS))
+    args = parser.parse_args(words)
     try:
         code = args.func(args)
     except (InputError, ModelError) as exc:  # bad arguments, or model files that are not a usable checkpoint
