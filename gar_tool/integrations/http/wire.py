@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -15,6 +13,7 @@ from typing import Any, Callable, Sequence
 import httpx
 from pydantic import BaseModel
 
+from gar_tool.cache import LRUCache
 from gar_tool.errors import InputError
 from gar_tool.limits import limit
 from gar_tool.media.images import read_file
@@ -60,34 +59,27 @@ class RemoteGAR:
 
 # --------------------------------------------------------------------------- local region cache
 class RegionCache:
-    """Regions seen in results, by id (bounded, least recently used dropped first; thread-safe)."""
+    """Regions seen in results, by id (bounded, least recently used dropped first; thread-safe:
+    a :class:`gar_tool.cache.LRUCache` counting one unit per region)."""
 
     def __init__(self, max_regions: int = 4096) -> None:
         if isinstance(max_regions, bool) or not isinstance(max_regions, int) or max_regions < 1:
             raise ValueError(f"max_regions must be a positive integer, got {max_regions!r}")
         self.max_regions = max_regions
-        self._items: OrderedDict[str, tuple[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items = LRUCache(max_bytes=max_regions, max_items=max_regions, size_of=lambda _: 1)
 
     def remember(self, result: ToolResult) -> None:
         """Keep every region of ``result`` (``RegionOut`` models, with their image_id)."""
-        out = result.artifact
+        out: Any = result.artifact
         regions = list(getattr(out, "regions", None) or [])
         if getattr(out, "region", None) is not None:
             regions.append(out.region)
-        with self._lock:
-            for r in regions:
-                self._items[r.id] = (out.image_id, r)
-                self._items.move_to_end(r.id)
-            while len(self._items) > self.max_regions:
-                self._items.popitem(last=False)
+        for r in regions:
+            self._items.put(r.id, (out.image_id, r))
 
     def get_region(self, region_id: str, image_id: str | None = None) -> Region:
         """The region ``region_id`` as a :class:`Region` (mask decoded from its RLE)."""
-        with self._lock:
-            item = self._items.get(region_id)
-            if item is not None:
-                self._items.move_to_end(region_id)
+        item = self._items.get(region_id)
         if item is None:
             raise ToolInputError(f"region {region_id!r} is not in any result this client received (the client "
                                  "keeps the regions of results it got); use an id from a result")
