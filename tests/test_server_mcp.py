@@ -221,6 +221,7 @@ class RawStdio:
 INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "1"}}
 
 
+@pytest.mark.slow  # cold-started server subprocesses
 def test_stdio_answers_at_once_while_models_load(tiny_ckpt, tmp_path):
     """initialize and tools/list are answered while the models are still loading (the load is held
     at a gate until the test opens it); a call during the load gets a retryable "still loading"
@@ -269,6 +270,7 @@ def test_stdio_answers_at_once_while_models_load(tiny_ckpt, tmp_path):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # cold-started server subprocesses
 def test_stdio_load_failure_is_an_error_result_and_bad_paths_exit_2(tmp_path):
     import subprocess
 
