@@ -44,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--retry-after must be >= 1 second, got {args.retry_after}")
     setup_logging(args.log_level)
     toolkit, names = toolkit_from_args(args)
-    logging.getLogger("gar_tool.integrations.http.server").info("serving %s", ", ".join(toolkit.available_tools()))
+    log = logging.getLogger("gar_tool.integrations.http.server")
+    log.info("serving %s", ", ".join(toolkit.available_tools()))
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        log.warning("listening on every interface, but only requests for %s are answered (DNS-rebinding "
+                    "protection); add --allow-host NAME for each name clients use", ", ".join(allowed_hosts(args)))
     try:
         from gar_tool.integrations.http.server import create_app, serve
 
