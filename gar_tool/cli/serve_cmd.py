@@ -32,11 +32,24 @@ def register(subparsers: Any) -> None:
                         f"{limit('body_read_seconds')}); bodies are read before a --max-concurrency slot is taken")
     p.add_argument("--retry-after", type=int, default=1, metavar="S",
                    help="Retry-After seconds of a 429 answer when --max-concurrency is reached (default 1)")
+    ray = p.add_argument_group("Ray Serve (pip install 'gar-agent[ray]'; see gar_tool.integrations.ray.serve_app)")
+    ray.add_argument("--ray", action="store_true",
+                     help="serve on Ray Serve: GAR, grounding, session store and HTTP front as separate deployments")
+    ray.add_argument("--ray-config", default=None, metavar="FILE",
+                     help="a Ray Serve config file (as for 'serve run'): models, replicas, GPUs, autoscaling; "
+                          "replaces the model, input and batching options above")
+    ray.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="an existing Ray cluster ('auto', ray://HOST:10001); default: start a local Ray")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gar_tool.errors import InputError
+
+    if args.ray or args.ray_config:
+        from gar_tool.integrations.ray.launch import run_serve
+
+        return run_serve(args)
     from gar_tool.cli.server_options import allowed_hosts, setup_logging, toolkit_from_args
     from gar_tool.integrations.serving import close_toolkit
 

@@ -56,7 +56,7 @@ import contextlib
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -110,7 +110,8 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
                max_concurrency: int = DEFAULT_MAX_CONCURRENCY, retry_after: int = 1,
                model_names: dict[str, str | None] | None = None, title: str = "gar-agent",
                allowed_hosts: Sequence[str] | None = None, allowed_origins: Sequence[str] = (),
-               body_timeout: float = DEFAULT_BODY_TIMEOUT) -> FastAPI:
+               body_timeout: float = DEFAULT_BODY_TIMEOUT,
+               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> FastAPI:
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
     Args:
@@ -127,6 +128,9 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
             browser, with CORS headers; requests from other origins get 403. ``["*"]`` = any.
         body_timeout: seconds to receive a request body (408 after it). The body is read before a
             concurrency slot is taken.
+        toolkit_for: picks the toolkit of one tool call from its request headers (lower-case
+            names), e.g. a GAR model chosen per request; raising ``ToolInputError`` answers 422.
+            ``None``: every call uses ``toolkit``. The toolkits must share ``toolkit``'s store.
     """
     if not body_timeout > 0:
         raise ValueError(f"body_timeout must be > 0 seconds, got {body_timeout!r}")
@@ -212,7 +216,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         return {
             "status": "ok", "version": __version__, "tools": toolkit.available_tools(), "models": names,
             "prompt_slots": None if gar is None else int(gar.prompt_slots),
-            "store": toolkit.store.stats(),
+            "store": await anyio.to_thread.run_sync(toolkit.store.stats),  # a remote store may block
             "limits": {"max_request_bytes": max_request_bytes, "max_concurrency": slots.limit,
                        "in_flight": slots.in_flight, "max_image_bytes": cfg.max_bytes, "max_pixels": cfg.max_pixels},
             "batching": None if batcher is None else {"max_batch": batcher.max_batch, "max_wait_s": batcher.max_wait,
@@ -221,7 +225,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
 
     # ------------------------------------------------------------------ tools
     for spec in TOOL_SPECS:
-        _add_tool_route(app, toolkit, spec, slot, body_timeout)
+        _add_tool_route(app, toolkit, spec, slot, body_timeout, toolkit_for)
 
     # ------------------------------------------------------------------ uploads
     @app.post("/v1/images", response_model=UploadResponse, tags=["images"], summary="Upload an image",
@@ -276,7 +280,8 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
 
-def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any, body_timeout: float) -> None:
+def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any, body_timeout: float,
+                    toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> None:
     name = spec.name
     path = "/v1/" + spec.method  # gar_describe -> /v1/describe
 
@@ -290,10 +295,16 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
             needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)"}[spec.needs or ""]
             raise APIError(501, "tool_unavailable", f"{name} is not available on this server: it was started "
                            f"without {needs}", retryable=False, tool=name)
+        kit = toolkit
+        if toolkit_for is not None:
+            try:
+                kit = toolkit_for(request.headers)
+            except ToolError as err:
+                raise _from_tool_error(err, name) from None
         raw = await read_body(request, body_timeout, tool=name)  # a stalled body holds no slot
         args = _json_object(raw, tool=name)
         async with slot(name):
-            body = await anyio.to_thread.run_sync(_run_tool, toolkit, name, args, overlay)
+            body = await anyio.to_thread.run_sync(_run_tool, kit, name, args, overlay)
             return Response(body, media_type="application/json")
 
     endpoint.__name__ = name
