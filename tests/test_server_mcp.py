@@ -294,10 +294,10 @@ def test_builtin_commands_do_not_import_plugins():
     """``gar mcp`` starts without importing the planner's LangGraph stack (it must answer fast)."""
     import subprocess
 
-    from gar_tool.cli import BUILTIN_COMMANDS, build_parser
+    from gar_tool.cli import build_parser
 
-    sub = next(a for a in build_parser(plugins=False)._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert sorted(sub.choices) == sorted(BUILTIN_COMMANDS)
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    assert "ask" in sub.choices and "mcp" in sub.choices  # plugin commands are still there for `gar --help`
     code = ("import sys\nfrom gar_tool.cli import main\ntry:\n    main(['mcp', '--help'])\nexcept SystemExit:\n"
             "    pass\nprint(sorted(m for m in ('langgraph', 'torch', 'transformers') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -44,9 +44,8 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-#: Built-in command names (``gar mcp`` must answer its client within a second or two: running a
-#: built-in command does not import the plugin commands, e.g. the planner's LangGraph stack).
-BUILTIN_COMMANDS = ("describe", "relate", "ground", "eval", "tools", "serve", "mcp")
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for a in parser._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # becomes an error (reported as bad input), never a warning on stderr followed by the decode.
     warnings.filterwarnings("error", message=r".*could be decompression bomb DOS attack", category=RuntimeWarning)
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(plugins=not (words and words[0] in BUILTIN_COMMANDS))
+    # A built-in command does not import the plugin commands (the planner's LangGraph stack):
+    # ``gar mcp`` must answer its client within a second or two of starting.
+    parser = build_parser(plugins=False)
+    if not words or words[0] not in _commands(parser):
+        parser = build_parser()
     args = parser.parse_args(words)
     try:
         code = args.func(args)
