@@ -153,7 +153,7 @@ def test_http_track_endpoint(video_kit, square_clip):
     app = create_app(video_kit)
 
     async def go():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
             ok = await c.post("/v1/track", json={"video": square_clip.mp4.name, "region": {"box": _box(0)}, "frames": 6})
             bad = await c.post("/v1/track", json={"video": square_clip.mp4.name, "frame": 9,
                                                   "region": {"box": _box(0)}, "frames": 6})

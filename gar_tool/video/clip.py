@@ -57,11 +57,9 @@ def check_source(what: str, *, frames: int | None = None, seconds: float | None 
         raise InputError(f"{what} lasts {seconds:.1f} s, more than the limit of {limit('clip_seconds')} s "
                          "(clip_seconds)")
     if width is not None and height is not None:
-        if width < 1 or height < 1:
-            raise InputError(f"{what}: frames have no pixels (size {width}x{height})")
-        if width * height > limit("frame_pixels"):
-            raise InputError(f"{what}: frames are {width}x{height} = {width * height} pixels, more than the "
-                             f"limit of {limit('frame_pixels')} pixels per frame (frame_pixels)")
+        from gar_tool.media.images import check_pixels
+
+        check_pixels(width, height, f"{what}: a frame", name="frame_pixels")
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from gar_tool.errors import InputError
+from gar_tool.limits import limit
 from gar_tool.media.images import ImageLike, load_image
 from gar_tool.video.clip import (DEFAULT_FRAMES, Clip, check_frame_count, check_source, timestamps_for,
                                  uniform_indices)
@@ -118,13 +119,11 @@ def _from_folder(folder: Path, num_frames: int, fps: float | None, indices: Sequ
     check_source(what, frames=len(files))
     picked = _pick(len(files), num_frames, indices, what)
     for i in picked:  # headers only: sizes are checked before any frame is decoded
-        try:
-            with Image.open(files[i]) as img:
-                w, h = img.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputError(f"{what}: {files[i].name} is not a readable image ({exc})") from None
-        check_source(f"{what} ({files[i].name})", width=w, height=h)
-    frames = [load_image(files[i]) for i in picked]
+        size = _declared_size(files[i])
+        if size is None:
+            raise InputError(f"{what}: {files[i].name} is not a readable image")
+        check_source(f"{what} ({files[i].name})", width=size[0], height=size[1])
+    frames = [load_image(files[i], max_pixels=limit("frame_pixels")) for i in picked]
     _same_size(frames, [files[i].name for i in picked], what)
     return Clip(tuple(frames), timestamps_for(picked, fps), tuple(picked), len(files), fps, str(folder))
 
@@ -140,7 +139,7 @@ def _from_list(items: list[Any], num_frames: int, fps: float | None, indices: Se
         size = _declared_size(items[i])
         if size is not None:  # checked before the frame is decoded
             check_source(f"{what} item {i}", width=size[0], height=size[1])
-        frames.append(load_image(items[i]))
+        frames.append(load_image(items[i], max_pixels=limit("frame_pixels")))
         check_source(f"{what} item {i}", width=frames[-1].width, height=frames[-1].height)
     _same_size(frames, [f"item {i}" for i in picked], what)
     return Clip(tuple(frames), timestamps_for(picked, fps), tuple(picked), len(items), fps, "frames")
@@ -152,20 +151,19 @@ def _declared_size(item: Any) -> tuple[int, int] | None:
         return (int(item.shape[1]), int(item.shape[0])) if item.ndim >= 2 else None
     if isinstance(item, Image.Image):
         return item.size
-    source: Any = None
-    if isinstance(item, (str, os.PathLike)) and Path(item).is_file():
-        source = Path(item)
-    elif isinstance(item, (bytes, bytearray)):
-        import io
+    import io
 
-        source = io.BytesIO(bytes(item))
-    if source is None:
-        return None  # load_image reports what is wrong with it
+    from gar_tool.media.images import open_header
+
     try:
-        with Image.open(source) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError):
-        return None
+        if isinstance(item, (str, os.PathLike)) and Path(item).is_file():
+            with Path(item).open("rb") as fh:
+                return open_header(fh, str(item)).size
+        if isinstance(item, (bytes, bytearray)):
+            return open_header(io.BytesIO(bytes(item)), "frame bytes").size
+    except InputError:
+        return None  # load_image reports what is wrong with it
+    return None
 
 
 def _same_size(frames: list[Image.Image], names: list[str], what: str) -> None:
@@ -286,8 +284,6 @@ def _sequential_frames(container: Any, st: Any, picked: list[int],
 
 
 def _count_packets(container: Any, st: Any, what: str) -> int:
-    from gar_tool.limits import limit
-
     n = 0
     for packet in container.demux(st):
         if packet.size:
