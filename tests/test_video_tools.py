@@ -131,7 +131,23 @@ def test_without_a_tracker(tiny_gar, square_clip):
 
 
 # --------------------------------------------------------------------------- MCP and HTTP
-def test_mcp_lists_and_runs_the_video_tools(video_kit, square_clip):
+def _bad_inputs(root, masks):
+    """The five kinds of bad video input, as (tool, arguments, what the error says)."""
+    (root / "bad.mp4").write_bytes(b"no video here" * 20)
+    (root / "empty").mkdir(exist_ok=True)
+    box = {"box": [0, 0, 5, 5]}
+    return [
+        ("gar_track", {"video": "bad.mp4", "region": box}, "is not a readable video"),
+        ("gar_track", {"video": "empty", "region": box}, "holds no image files"),
+        ("gar_describe", {"video": "square.mp4", "frames": 6, "track": {"frames": masks[:3]}},
+         "has 3 per-frame masks but the clip has 6 sampled frames"),
+        ("gar_track", {"video": "square.mp4", "frames": 6, "frame": 6, "region": box},
+         "frame 6 is outside the clip: it has 6 sampled frames"),
+        ("gar_track", {"video": "square.mp4", "frames": 33, "region": box}, "less than or equal to 32"),
+    ]
+
+
+def test_mcp_runs_the_video_tools_and_reports_bad_input(video_kit, square_clip):
     from gar_tool.integrations.mcp import run_tool
 
     res = run_tool(video_kit, "gar_track", {"video": str(square_clip.mp4), "region": {"box": _box(0)}, "frames": 6})
@@ -140,28 +156,34 @@ def test_mcp_lists_and_runs_the_video_tools(video_kit, square_clip):
     clip_id = res.structured_content["clip"]["clip_id"]
     d = run_tool(video_kit, "gar_describe", {"video": clip_id, "track": res.structured_content["track"]["id"]})
     assert not d.is_error and d.structured_content["clip"]["clip_id"] == clip_id
-    bad = run_tool(video_kit, "gar_track", {"video": str(square_clip.mp4), "frame": 40, "region": {"box": [0, 0, 4, 4]}})
-    assert bad.is_error and "outside the clip" in bad.content[0].text
+    masks = [rle_encode(square_clip.masks[i]) for i in uniform_indices(N_SOURCE, 6)]
+    for tool, args, needle in _bad_inputs(square_clip.mp4.parent, masks):
+        bad = run_tool(video_kit, tool, args)
+        assert bad.is_error and len(bad.content) == 1 and needle in bad.content[0].text, (tool, args)
+        assert "Traceback" not in bad.content[0].text
 
 
-def test_http_track_endpoint(video_kit, square_clip):
+def test_http_serves_the_video_tools_and_reports_bad_input(video_kit, square_clip):
     import anyio
     import httpx
 
     from gar_tool.integrations.http.server import create_app
 
     app = create_app(video_kit)
+    masks = [rle_encode(square_clip.masks[i]) for i in uniform_indices(N_SOURCE, 6)]
+    cases = _bad_inputs(square_clip.mp4.parent, masks)
 
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
             ok = await c.post("/v1/track", json={"video": square_clip.mp4.name, "region": {"box": _box(0)}, "frames": 6})
-            bad = await c.post("/v1/track", json={"video": square_clip.mp4.name, "frame": 9,
-                                                  "region": {"box": _box(0)}, "frames": 6})
+            bad = [await c.post("/v1/" + tool.removeprefix("gar_"), json=args) for tool, args, _ in cases]
             return ok, bad
 
     ok, bad = anyio.run(go)
     assert ok.status_code == 200 and ok.json()["output"]["track"]["id"].startswith("t")
-    assert bad.status_code == 422 and "outside the clip" in bad.json()["error"]["message"]
+    for resp, (tool, args, needle) in zip(bad, cases):
+        err = resp.json()["error"]
+        assert resp.status_code == 422 and err["type"] == "invalid_input" and needle in err["message"], (tool, err)
 
 
 def test_an_image_only_backend_says_so(square_clip):
