@@ -194,3 +194,10 @@ def test_an_image_only_backend_says_so(square_clip):
     masks = [rle_encode(square_clip.masks[i]) for i in uniform_indices(N_SOURCE, 4)]
     with pytest.raises(ToolFailure, match=r"this GAR backend \(FakeGAR\) does not answer about videos"):
         kit.call("gar_describe", {"video": str(square_clip.mp4), "frames": 4, "track": {"frames": masks}})
+
+
+def test_servers_plan_gar_track_only_with_a_tracker():
+    from gar_tool.integrations.serving import planned_tools
+
+    assert "gar_track" not in planned_tools("gar", None) and "gar_track" not in planned_tools("gar", None, "none")
+    assert planned_tools("gar", None, "sam2") == ["gar_describe", "gar_relate", "gar_measure", "gar_track"]

@@ -96,11 +96,12 @@ def load_toolkit(model: str | None, detector: str | None = None, segmenter: Any 
     return with_batcher(kit, max_batch=max_batch, max_wait=max_wait), names
 
 
-def planned_tools(model: Any, detector: Any) -> list[str]:
+def planned_tools(model: Any, detector: Any, tracker: Any = None) -> list[str]:
     """The tools a toolkit loaded with these components will offer (``None`` / ``"none"`` = left out)."""
     from gar_tool.tools.specs import TOOL_SPECS
 
-    have = {"gar": _none(model) is not None, "detector": _none(detector) is not None, None: True}
+    have = {"gar": _none(model) is not None, "detector": _none(detector) is not None,
+            "tracker": _none(tracker) is not None, None: True}
     return [s.name for s in TOOL_SPECS if have[s.needs]]
 
 
