@@ -98,7 +98,7 @@ def _tracks(args: argparse.Namespace, clip: Any, specs: list[str]) -> list[Any]:
         regions = [region if i == k else None for i in range(len(clip))]
         states = ["given" if i == k else "unknown" for i in range(len(clip))]
         tracks.append(RegionTrack(tuple(regions), tuple(states)))  # type: ignore[arg-type]
-    for n, path in enumerate(args.track_json):
+    for path in args.track_json:
         tracks.append(coerce_track(read_json(path, "--track-json file"), clip, what=f"--track-json {path}"))
     return tracks
 
