@@ -50,7 +50,7 @@ class Evidence:
         for r in output.get("regions", []) or []:
             if isinstance(r, dict) and "rle" in r:
                 self.add_region(r)
-        if tool == "gar_describe":
+        if tool == "gar_describe" and output.get("region") is not None:  # (a clip answer has a track instead)
             self.add_region(output["region"])
             self.gar.append(GARExchange(tool, args.get("instruction") or DESCRIBE_INSTRUCTION,
                                         [output["region"]["id"]], output["description"]))

@@ -133,7 +133,8 @@ def test_health_and_openapi():
     assert h["prompt_slots"] == 5 and h["store"]["images"] == 0 and h["batching"] is None
     assert h["limits"]["max_request_bytes"] == 1234 and h["limits"]["max_concurrency"] == 3
     paths = spec.json()["paths"]
-    assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/images"}
+    assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/track",
+                          "/v1/images"}
     post = paths["/v1/relate"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == input_schema("gar_relate")
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelateResponse")

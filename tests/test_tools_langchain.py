@@ -43,7 +43,8 @@ def test_schemas_are_the_pydantic_input_models(tools):
     t = tools["gar_describe"]
     assert t.args_schema is DescribeInput and "GAR" in t.description
     fn = convert_to_openai_tool(t)["function"]
-    assert fn["name"] == "gar_describe" and set(fn["parameters"]["required"]) == {"image", "region"}
+    assert fn["name"] == "gar_describe" and not fn["parameters"].get("required")  # image + region, or video + track
+    assert {"image", "region", "video", "track"} <= set(fn["parameters"]["properties"])
 
 
 def test_plain_invoke_returns_the_content(tools):
@@ -69,7 +70,8 @@ def test_tool_call_gives_a_tool_message_with_artifact_and_chains(tools):
     ("gar_describe", {"image": IMAGE, "region": "r42"}, "region id 'r42' is unknown in this session", RETRY_HINT),
     ("gar_describe", {"image": IMAGE, "region": {"box": [1, 2]}},
      "invalid arguments for gar_describe: region.box: List should have at least 4 items", RETRY_HINT),
-    ("gar_describe", {"region": "r1"}, "invalid arguments for gar_describe: image: Field required", RETRY_HINT),
+    ("gar_describe", {"region": "r1"}, "invalid arguments for gar_describe: input: image: Field required "
+     "(or, for a clip: video and track)", RETRY_HINT),
     ("gar_relate", {"image": IMAGE, "regions": [{"box": [0, 0, 5, 5]}], "question": "What is it?"},
      "the question names no region", RETRY_HINT),
     ("gar_describe", {"image": "/etc/passwd", "region": {"box": [0, 0, 5, 5]}}, "image paths are disabled", RETRY_HINT),

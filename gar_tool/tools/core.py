@@ -41,6 +41,9 @@ from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, 
                       RelateOutput, region_wire)
 from gar_tool.tools.specs import TOOL_SPECS, get_spec
 from gar_tool.tools.store import SessionStore, StoredImage
+from gar_tool.tools import video
+from gar_tool.tools.video import VideoInputs, VideoStore
+from gar_tool.tools.video_schemas import TrackInput
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARBackend
@@ -82,6 +85,9 @@ class GARToolkit:
             current directory, data: URIs, base64, image ids; no URLs).
         max_new_tokens: GAR generation limit per answer.
         text_threshold: the detector's phrase-token threshold (not exposed to agents).
+        tracker: a SAM 2 video tracker (:class:`gar_tool.video.Sam2VideoTracker`; ``gar_track``
+            needs it). Videos (paths under the same allowed directories as images, or clip ids)
+            and tracks live in :attr:`videos` (:class:`~gar_tool.tools.video.VideoInputs`).
 
     ``gar`` is any :class:`~gar_tool.gar.protocol.GARBackend`: a :class:`gar_tool.GAR`, a
     :class:`~gar_tool.gar.batching.MicroBatcher` over one (servers: concurrent tool calls share
@@ -91,7 +97,8 @@ class GARToolkit:
 
     def __init__(self, gar: "GARBackend | None" = None, detector: Any = None, segmenter: Any = None, *,
                  store: SessionStore | None = None, inputs: ImageInputConfig | None = None,
-                 max_new_tokens: int = 256, text_threshold: float = 0.25) -> None:
+                 max_new_tokens: int = 256, text_threshold: float = 0.25, tracker: Any = None,
+                 videos: VideoStore | None = None) -> None:
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         self.gar = gar
@@ -103,16 +110,19 @@ class GARToolkit:
         self.images = ImageResolver(self.store, inputs)
         self.max_new_tokens = max_new_tokens
         self.text_threshold = text_threshold
+        self.tracker = tracker
+        self.videos = VideoInputs(videos if videos is not None else VideoStore(), self.images.config.roots)
 
     @classmethod
     def load(cls, model: str | None = None, detector: str | None = None, segmenter: Any = None, *,
              device: str | None = None, dtype: str | None = None, compat: str = "default",
-             **kwargs: Any) -> "GARToolkit":
+             tracker: Any = None, **kwargs: Any) -> "GARToolkit":
         """Load the components from directories / hub ids (``None`` = leave that component out).
 
         ``segmenter``: a SAM directory / hub id, ``True`` / ``"sam"`` for the default SAM, or
-        None; with a ``detector`` it also refines the detector's boxes. ``kwargs`` go to
-        :class:`GARToolkit` (``store``, ``inputs``, ``max_new_tokens``).
+        None; with a ``detector`` it also refines the detector's boxes. ``tracker``: a SAM 2 video
+        directory / hub id, or ``"sam2"`` for the default. ``kwargs`` go to :class:`GARToolkit`
+        (``store``, ``inputs``, ``max_new_tokens``).
         """
         gar = det = seg = None
         if model is not None:
@@ -128,12 +138,17 @@ class GARToolkit:
             from gar_tool.grounding import load_segmenter
 
             seg = load_segmenter(segmenter, device=device, dtype=dtype)
+        if tracker is not None:
+            from gar_tool.video.tracker import load_tracker
+
+            kwargs["tracker"] = load_tracker(tracker, device=device, dtype=dtype)
         return cls(gar, det, seg if seg is not None else False, **kwargs)
 
     # ------------------------------------------------------------------ discovery
     def available_tools(self) -> list[str]:
         """Names of the tools whose components are present (``gar_measure`` always is)."""
-        have = {"gar": self.gar is not None, "detector": self.detector is not None, None: True}
+        have = {"gar": self.gar is not None, "detector": self.detector is not None,
+                "tracker": self.tracker is not None, None: True}
         return [s.name for s in TOOL_SPECS if have[s.needs]]
 
     def call(self, name: str, args: Any) -> ToolResult:
@@ -148,9 +163,11 @@ class GARToolkit:
     # ------------------------------------------------------------------ tools
     @_tool("gar_describe")
     def describe(self, inp: DescribeInput) -> ToolResult:
-        """``gar_describe``: GAR's description of one region."""
+        """``gar_describe``: GAR's description of one region (or of one tracked object in a clip)."""
         gar = self._need_gar("gar_describe")
-        img = self.images.resolve(inp.image)
+        if inp.video is not None:
+            return self._describe_clip(inp)
+        img = self.images.resolve(inp.image or "")
         region = self._region(img, inp.region, "region")
         ans = self._model_call("gar_describe", lambda: self._describe_call(gar, img, region, inp.instruction))
         out = DescribeOutput(image_id=img.image_id, region=region_out(region), description=ans.text,
@@ -163,11 +180,15 @@ class GARToolkit:
 
     @_tool("gar_relate")
     def relate(self, inp: RelateInput) -> ToolResult:
-        """``gar_relate``: GAR's answer to a question about regions (chunked beyond the prompt slots)."""
+        """``gar_relate``: GAR's answer to a question about regions (chunked beyond the prompt slots)
+        or about tracked objects in a clip."""
         gar = self._need_gar("gar_relate")
-        img = self.images.resolve(inp.image)
-        check_references(inp.question, len(inp.regions))
-        regions = [self._region(img, r, f"regions[{i}]") for i, r in enumerate(inp.regions)]
+        if inp.video is not None:
+            return self._relate_clip(inp)
+        img = self.images.resolve(inp.image or "")
+        given = inp.regions or []  # the input model's validator requires regions with an image
+        check_references(inp.question, len(given))
+        regions = [self._region(img, r, f"regions[{i}]") for i, r in enumerate(given)]
         ids = [r.id for r in regions]
         plans = plan_chunks(inp.question, len(regions), gar.prompt_slots,
                             lambda i: regions[i].label or "another region")
@@ -203,6 +224,47 @@ class GARToolkit:
             content += " [cut at the token limit]"
         legend = [f"{r.id} = {prompt_token(i)}  {r.label or r.source}" for i, r in enumerate(regions)]
         return ToolResult("gar_relate", content, out, self._overlay(img, regions, legend))
+
+    @_tool("gar_track")
+    def track(self, inp: TrackInput) -> ToolResult:
+        """``gar_track``: a prompt (or phrase) on one sampled frame → a track through the clip."""
+        call = video.prepare_track(self, inp)
+        found = self._model_call("gar_track", lambda: video.execute_track(self, call))
+        return video.finish_track(self, call, found)
+
+    def _describe_clip(self, inp: DescribeInput) -> ToolResult:
+        call = video.prepare_clip(self, "gar_describe", inp.video or "", [inp.track], None, inp.frames,
+                                  inp.instruction)
+        ans = self._model_call("gar_describe", lambda: video.execute_clip(self, call))
+        (track,) = video.finish_clip(self, call)
+        stored = call.stored
+        out = DescribeOutput(clip=video.clip_out(stored), track=video.track_out(track, stored.clip),
+                             description=ans.text, finish_reason=ans.finish_reason)
+        content = f"{video.track_phrase(track)} in {stored.clip_id}: {ans.text or '(empty answer)'}"
+        if ans.finish_reason == "length":
+            content += " [cut at the token limit]"
+        return ToolResult("gar_describe", content, out, lambda: video.sheet_png(stored.clip, [track]))
+
+    def _relate_clip(self, inp: RelateInput) -> ToolResult:
+        refs = inp.tracks or []  # the input model's validator requires tracks with a video
+        check_references(inp.question, len(refs))
+        call = video.prepare_clip(self, "gar_relate", inp.video or "", refs, inp.question, inp.frames)
+        ans = self._model_call("gar_relate", lambda: video.execute_clip(self, call))
+        tracks = video.finish_clip(self, call)
+        stored = call.stored
+        ids = [t.id or "" for t in tracks]
+        with_ids = to_ids(ans.text, ids)
+        chunk = RelateChunk(regions=[PromptBinding(prompt=prompt_token(k), region_id=tid) for k, tid in enumerate(ids)],
+                            question=inp.question, answer=ans.text, answer_with_ids=with_ids,
+                            finish_reason=ans.finish_reason)
+        out = RelateOutput(question=inp.question, clip=video.clip_out(stored),
+                           tracks=[video.track_out(t, stored.clip) for t in tracks], answer=ans.text,
+                           answer_with_ids=with_ids, chunked=False, chunks=[chunk])
+        content = (f"Tracks in {stored.clip_id}: {video.binding_text(tracks)}.\n"
+                   f"Answer: {with_ids or '(empty answer)'}")
+        if ans.finish_reason == "length":
+            content += " [cut at the token limit]"
+        return ToolResult("gar_relate", content, out, lambda: video.sheet_png(stored.clip, tracks))
 
     @_tool("gar_ground")
     def ground(self, inp: GroundInput) -> ToolResult:

@@ -10,6 +10,8 @@ Conventions (repeated in the field descriptions, which an LLM reads):
 * A region is a region id (``"r2"``, returned by the tools) or one dict with exactly one of
   ``box``, ``points`` (+ optional ``labels``), ``rle``, ``polygon``.
 * Output regions are :class:`RegionOut` (id, label, score, box, area, source, COCO RLE mask).
+* ``gar_describe`` / ``gar_relate`` also take a ``video`` and ``track`` / ``tracks`` instead of an
+  image and regions (:mod:`gar_tool.tools.video_schemas`).
 
 Input models forbid unknown keys, so a misspelt argument is an error rather than silently ignored.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 REGION_ID_RE = re.compile(r"^r[1-9][0-9]*$")
@@ -140,29 +142,66 @@ def region_wire(region: Any) -> str | dict:
     return region.model_dump(exclude_none=True)
 
 
+# Video forms of gar_describe / gar_relate (defined there: they use RegionInput and RleMask above).
+from gar_tool.tools.video_schemas import ClipOut, FrameCount, TrackOut, TrackRef, VideoRef  # noqa: E402
+
+
+def _image_or_video(inp: Any, region_field: str, track_field: str) -> Any:
+    """Exactly one of (image + ``region_field``) or (video + ``track_field``)."""
+    picture = inp.image is not None or getattr(inp, region_field) is not None
+    clip = inp.video is not None or getattr(inp, track_field) is not None or inp.frames is not None
+    if picture and clip:
+        raise PydanticCustomError("image_or_video", "give either image and {r} (a picture) or video and {t} "
+                                  "(a clip), not both", {"r": region_field, "t": track_field})
+    if clip:
+        if inp.video is None or getattr(inp, track_field) is None:
+            raise PydanticCustomError("image_or_video", "a clip needs both video and {t}", {"t": track_field})
+    elif inp.image is None or getattr(inp, region_field) is None:
+        missing = " and ".join(f for f in ("image", region_field) if getattr(inp, f) is None)
+        raise PydanticCustomError("image_or_video", "{m}: Field required (or, for a clip: video and {t})",
+                                  {"m": missing, "t": track_field})
+    return inp
+
+
 # --------------------------------------------------------------------------- tool inputs
 class DescribeInput(BaseModel):
-    """Arguments of ``gar_describe``."""
+    """Arguments of ``gar_describe``: an image and a region, or a video and a track."""
 
     model_config = _STRICT
-    image: ImageRef
-    region: RegionInput
+    image: ImageRef | None = None
+    region: RegionInput | None = None
+    video: VideoRef | None = None
+    track: TrackRef | None = None
+    frames: FrameCount | None = None
     instruction: str | None = Field(default=None, max_length=2000, description=(
         "Optional instruction replacing the default 'Describe this masked region in detail.', e.g. "
         "'What is written on this sign?'. Refer to the region as 'this masked region'."))
 
+    @model_validator(mode="after")
+    def _one_input(self) -> "DescribeInput":
+        return _image_or_video(self, "region", "track")
+
 
 class RelateInput(BaseModel):
-    """Arguments of ``gar_relate``."""
+    """Arguments of ``gar_relate``: an image and regions, or a video and tracks."""
 
     model_config = _STRICT
-    image: ImageRef
-    regions: list[RegionInput] = Field(min_length=1, max_length=MAX_REGIONS_PER_CALL, description=(
+    image: ImageRef | None = None
+    regions: list[RegionInput] | None = Field(default=None, min_length=1, max_length=MAX_REGIONS_PER_CALL, description=(
         "The regions the question is about, in order: regions[0] is <Prompt0>, regions[1] is "
         "<Prompt1>, and so on. Each item is a region id ('r2') or a box / points / rle / polygon dict."))
+    video: VideoRef | None = None
+    tracks: list[TrackRef] | None = Field(default=None, min_length=1, max_length=MAX_REGIONS_PER_CALL, description=(
+        "For a clip instead of regions: the tracks the question is about, in order: tracks[0] is "
+        "<Prompt0>, ... (track ids from gar_track, or {'frames': [rle or 'absent', ...]}). At most 5."))
+    frames: FrameCount | None = None
     question: str = Field(min_length=1, max_length=4000, description=(
-        "The question, naming every region as <Prompt0>, <Prompt1>, ... in the order of 'regions', "
-        "e.g. 'Is <Prompt0> holding <Prompt1>?'. Each region must be named at least once."))
+        "The question, naming every region (or track) as <Prompt0>, <Prompt1>, ... in list order, "
+        "e.g. 'Is <Prompt0> holding <Prompt1>?'. Each must be named at least once."))
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "RelateInput":
+        return _image_or_video(self, "regions", "tracks")
 
 
 class GroundInput(BaseModel):
@@ -209,10 +248,12 @@ class ImageSize(BaseModel):
 
 
 class DescribeOutput(BaseModel):
-    """Result of ``gar_describe``."""
+    """Result of ``gar_describe`` (``image_id`` + ``region`` for an image, ``clip`` + ``track`` for a video)."""
 
-    image_id: str = Field(description="Id of the image; pass it as 'image' in later calls.")
-    region: RegionOut
+    image_id: str | None = Field(default=None, description="Id of the image; pass it as 'image' in later calls.")
+    region: RegionOut | None = None
+    clip: ClipOut | None = None
+    track: TrackOut | None = None
     description: str = Field(description="GAR's description of the region.")
     finish_reason: Literal["stop", "length"] = Field(description="'length' = cut at the token limit.")
 
@@ -233,11 +274,13 @@ class RelateChunk(BaseModel):
 
 
 class RelateOutput(BaseModel):
-    """Result of ``gar_relate``."""
+    """Result of ``gar_relate`` (``image_id`` + ``regions`` for an image, ``clip`` + ``tracks`` for a video)."""
 
-    image_id: str
+    image_id: str | None = None
     question: str = Field(description="The question as given (global <PromptN> numbering).")
-    regions: list[RegionOut] = Field(description="regions[i] is <Prompti> of the question.")
+    regions: list[RegionOut] = Field(default_factory=list, description="regions[i] is <Prompti> of the question.")
+    clip: ClipOut | None = None
+    tracks: list[TrackOut] = Field(default_factory=list, description="For a clip: tracks[i] is <Prompti>.")
     answer: str = Field(description=(
         "The answer, <PromptN> in the question's numbering; when chunked, one line per part."))
     answer_with_ids: str = Field(description="The answer with <PromptN> replaced by region ids.")

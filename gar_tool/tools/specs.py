@@ -18,12 +18,13 @@ from pydantic import BaseModel
 from gar_tool.tools.errors import ToolInputError
 from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, MeasureInput, MeasureOutput,
                       RelateInput, RelateOutput)
+from gar_tool.tools.video_schemas import TrackInput, TrackOutput
 
 
 @dataclass(frozen=True)
 class ToolSpec:
     """One tool: ``method`` is the :class:`~gar_tool.tools.GARToolkit` method that runs it and
-    ``needs`` the component it requires (``"gar"``, ``"detector"`` or None)."""
+    ``needs`` the component it requires (``"gar"``, ``"detector"``, ``"tracker"`` or None)."""
 
     name: str
     title: str
@@ -43,7 +44,9 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "Describe one region of an image in detail with GAR, a region-level vision-language model that "
         "sees the whole image as context. Give the image and one region: an id such as 'r2' (from "
         "gar_ground or an earlier call) or a box / points / rle / polygon in pixels (origin top-left). "
-        "An optional instruction asks something specific about the region instead. " + _IDS,
+        "An optional instruction asks something specific about the region instead. For a video, give "
+        "video (a clip_id or a path) and track (a track id from gar_track, or per-frame masks) instead of "
+        "image and region: GAR sees the sampled frames with the object's mask on each. " + _IDS,
         DescribeInput, DescribeOutput, "describe", "gar"),
     ToolSpec(
         "gar_relate", "Ask about regions",
@@ -52,7 +55,8 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "<Prompt1>, ... in list order, e.g. regions=['r1', 'r3'], question='What is <Prompt0> doing "
         "with <Prompt1>?'. GAR sees at most 5 regions per question (released models); with more, the "
         "question is asked in parts of consecutive regions and each part's answer is returned "
-        "separately. " + _IDS,
+        "separately. For a video, give video and tracks (track ids from gar_track) instead of image and "
+        "regions; tracks[i] is <Prompt{i}>, at most 5. " + _IDS,
         RelateInput, RelateOutput, "relate", "gar"),
     ToolSpec(
         "gar_ground", "Find regions by name",
@@ -70,6 +74,15 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "and containment (fraction of A inside B); orderings left-to-right and top-to-bottom. Prefer it "
         "to asking GAR about sizes, positions and counts. " + _IDS,
         MeasureInput, MeasureOutput, "measure", None),
+    ToolSpec(
+        "gar_track", "Track an object in a video",
+        "Follow one object through a video with SAM 2: give the video (a path to a video file or a folder "
+        "of frames, or a clip_id), the sampled frame it is on (frame, 0 = first) and the object there as a "
+        "box / points / rle / polygon in that frame's pixels, or a phrase to find it. Returns a track id "
+        "('t1') with, for every sampled frame, its time, whether the object is there ('given', 'tracked', "
+        "'absent') and its mask and box. Pass the track id and clip_id to gar_describe (track=) or "
+        "gar_relate (tracks=) to ask GAR about the object over the clip.",
+        TrackInput, TrackOutput, "track", "tracker"),
 )
 
 _BY_NAME = {s.name: s for s in TOOL_SPECS}

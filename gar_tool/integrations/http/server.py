@@ -292,7 +292,8 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
             raise APIError(415, "unsupported_media_type", f"send the arguments as JSON (Content-Type: "
                            f"application/json), got {kind!r}", retryable=True, tool=name)
         if name not in toolkit.available_tools():
-            needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)"}[spec.needs or ""]
+            needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)",
+                     "tracker": "a video tracker (--tracker)"}[spec.needs or ""]
             raise APIError(501, "tool_unavailable", f"{name} is not available on this server: it was started "
                            f"without {needs}", retryable=False, tool=name)
         kit = toolkit
