@@ -64,7 +64,7 @@ def harvest(tool: str, output: dict[str, Any], args: dict[str, Any]) -> tuple[di
             region = RegionOut.model_validate(r)
             regions = merge_regions(regions, {region.id: region})
     gar: list[GARExchange] = []
-    if tool == "gar_describe":
+    if tool == "gar_describe" and output.get("region") is not None:  # (a clip answer has a track instead)
         gar.append(GARExchange(tool, args.get("instruction") or DESCRIBE_INSTRUCTION, [output["region"]["id"]],
                                output["description"]))
     elif tool == "gar_relate":

@@ -28,7 +28,7 @@ PNG = {"content-type": "image/png"}
 
 
 def asgi(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gar.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 def run(coro):
@@ -133,7 +133,7 @@ def test_health_and_openapi():
     assert h["prompt_slots"] == 5 and h["store"]["images"] == 0 and h["batching"] is None
     assert h["limits"]["max_request_bytes"] == 1234 and h["limits"]["max_concurrency"] == 3
     paths = spec.json()["paths"]
-    assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/zoom",
+    assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/zoom", "/v1/track",
                           "/v1/images"}
     post = paths["/v1/relate"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == input_schema("gar_relate")

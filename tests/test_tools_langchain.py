@@ -73,7 +73,8 @@ def test_tool_call_gives_a_tool_message_with_artifact_and_chains(tools):
     ("gar_describe", {"image": IMAGE, "region": "r42"}, "region id 'r42' is unknown in this session", RETRY_HINT),
     ("gar_describe", {"image": IMAGE, "region": {"box": [1, 2]}},
      "invalid arguments: region.box: List should have at least 4 items", RETRY_HINT),
-    ("gar_describe", {"region": "r1"}, "invalid arguments: image: Field required", RETRY_HINT),
+    ("gar_describe", {"region": "r1"}, "invalid arguments: input: image: Field required "
+     "(or, for a clip: video and track)", RETRY_HINT),
     ("gar_describe", {"image": IMAGE, "region": "r1", "colour": "red"},
      "invalid arguments: colour: Extra inputs are not permitted", RETRY_HINT),
     ("gar_relate", {"image": IMAGE, "regions": [{"box": [0, 0, 5, 5]}], "question": "What is it?"},

@@ -33,6 +33,7 @@ from gar_tool.tools.registry import TOOLS, get_tool
 from gar_tool.tools.results import ToolResult
 from gar_tool.tools.store import SessionStore
 from gar_tool.tools.unit import Staged
+from gar_tool.tools.video import VideoInputs, VideoStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARBackend
@@ -62,12 +63,16 @@ class GARToolkit:
         text_threshold: the detector's phrase-token threshold (not exposed to agents).
         decode: all GAR decoding options (overrides ``max_new_tokens``; benchmarks use
             ``ignore_eos``).
+        tracker: a SAM 2 video tracker (:class:`gar_tool.video.Sam2VideoTracker`; ``gar_track``
+            needs it). Videos (paths under the same allowed directories as images, or clip ids)
+            and tracks live in :attr:`videos` (:class:`~gar_tool.tools.video.VideoInputs`).
     """
 
     def __init__(self, gar: "GARBackend | None" = None, detector: "Detector | None" = None,
                  segmenter: "Segmenter | bool | None" = None, *, store: SessionStore | None = None,
                  inputs: ImageInputConfig | None = None, max_new_tokens: int = 256, text_threshold: float = 0.25,
-                 decode: DecodeOptions | None = None) -> None:
+                 decode: DecodeOptions | None = None, tracker: Any = None,
+                 videos: VideoStore | None = None) -> None:
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         self.gar = gar
@@ -80,16 +85,19 @@ class GARToolkit:
         self.decode = decode if decode is not None else DecodeOptions(max_new_tokens=max_new_tokens)
         self.max_new_tokens = self.decode.max_new_tokens
         self.text_threshold = text_threshold
+        self.tracker = tracker
+        self.videos = VideoInputs(videos if videos is not None else VideoStore(), self.images.config.roots)
 
     @classmethod
     def load(cls, model: str | None = None, detector: str | None = None, segmenter: Any = None, *,
              device: str | None = None, dtype: str | None = None, compat: str = "default",
-             **kwargs: Any) -> "GARToolkit":
+             tracker: Any = None, **kwargs: Any) -> "GARToolkit":
         """Load the components from directories / hub ids (``None`` = leave that component out).
 
         ``segmenter``: a SAM directory / hub id, ``True`` / ``"sam"`` for the default SAM, or
-        None; with a ``detector`` it also refines the detector's boxes. ``kwargs`` go to
-        :class:`GARToolkit` (``store``, ``inputs``, ``max_new_tokens``, ``decode``).
+        None; with a ``detector`` it also refines the detector's boxes. ``tracker``: a SAM 2 video
+        directory / hub id, or ``"sam2"`` for the default. ``kwargs`` go to :class:`GARToolkit`
+        (``store``, ``inputs``, ``max_new_tokens``, ``decode``).
         """
         gar = det = seg = None
         if model is not None:
@@ -105,6 +113,10 @@ class GARToolkit:
             from gar_tool.grounding import load_segmenter
 
             seg = load_segmenter(segmenter, device=device, dtype=dtype)
+        if tracker is not None:
+            from gar_tool.video.tracker import load_tracker
+
+            kwargs["tracker"] = load_tracker(tracker, device=device, dtype=dtype)
         return cls(gar, det, seg if seg is not None else False, **kwargs)
 
     def with_gar(self, gar: "GARBackend | None") -> "GARToolkit":
@@ -213,6 +225,10 @@ class GARToolkit:
     def zoom(self, args: Any) -> ToolResult:
         """``gar_zoom``: the region's crop with its outline, as a picture for the model."""
         return self.call("gar_zoom", args)
+
+    def track(self, args: Any) -> ToolResult:
+        """``gar_track``: a prompt (or phrase) on one sampled frame → a track through the clip."""
+        return self.call("gar_track", args)
 
 
 __all__ = ["GARToolkit", "Outcome"]

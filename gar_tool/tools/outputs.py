@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from gar_tool.tools.schemas import RleMask
+from gar_tool.tools.video_schemas import ClipOut, TrackOut
 
 
 class RegionOut(BaseModel):
@@ -33,10 +34,12 @@ class ImageSize(BaseModel):
 
 
 class DescribeOutput(BaseModel):
-    """Result of ``gar_describe``."""
+    """Result of ``gar_describe`` (``image_id`` + ``region`` for an image, ``clip`` + ``track`` for a video)."""
 
-    image_id: str = Field(description="Id of the image; pass it as 'image' in later calls.")
-    region: RegionOut
+    image_id: str | None = Field(default=None, description="Id of the image; pass it as 'image' in later calls.")
+    region: RegionOut | None = None
+    clip: ClipOut | None = None
+    track: TrackOut | None = None
     description: str = Field(description="GAR's description of the region.")
     finish_reason: Literal["stop", "length"] = Field(description="'length' = cut at the token limit.")
 
@@ -57,11 +60,13 @@ class RelateChunk(BaseModel):
 
 
 class RelateOutput(BaseModel):
-    """Result of ``gar_relate``."""
+    """Result of ``gar_relate`` (``image_id`` + ``regions`` for an image, ``clip`` + ``tracks`` for a video)."""
 
-    image_id: str
+    image_id: str | None = None
     question: str = Field(description="The question as given (global <PromptN> numbering).")
-    regions: list[RegionOut] = Field(description="regions[i] is <Prompti> of the question.")
+    regions: list[RegionOut] = Field(default_factory=list, description="regions[i] is <Prompti> of the question.")
+    clip: ClipOut | None = None
+    tracks: list[TrackOut] = Field(default_factory=list, description="For a clip: tracks[i] is <Prompti>.")
     answer: str = Field(description=(
         "The answer, <PromptN> in the question's numbering; when chunked, one line per part."))
     answer_with_ids: str = Field(description="The answer with <PromptN> replaced by region ids.")

@@ -11,6 +11,8 @@ Conventions (repeated in the field descriptions, which an LLM reads):
   ``box``, ``points`` (+ optional ``labels``), ``rle``, ``polygon``.
 * Output regions are :class:`RegionOut` (id, label, score, box, area, source, COCO RLE mask);
   the output models live in :mod:`gar_tool.tools.outputs` and are re-exported here.
+* ``gar_describe`` / ``gar_relate`` also take a ``video`` and ``track`` / ``tracks`` instead of an
+  image and regions (:mod:`gar_tool.tools.video_schemas`).
 
 Input models forbid unknown keys, so a misspelt argument is an error rather than silently ignored.
 Sizes (string lengths, list lengths) are bounded by :data:`gar_tool.limits.LIMITS` in validation
@@ -24,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from gar_tool.limits import limit
@@ -154,6 +156,26 @@ def region_wire(region: Any) -> str | dict:
 
 _REGIONS_BOUND = list_bound("regions_per_call", "split the regions over several calls")
 
+# Video forms of gar_describe / gar_relate (defined there: they use RegionInput and RleMask above).
+from gar_tool.tools.video_schemas import FrameCount, TrackRef, VideoRef  # noqa: E402
+
+
+def _image_or_video(inp: Any, region_field: str, track_field: str) -> Any:
+    """Exactly one of (image + ``region_field``) or (video + ``track_field``)."""
+    picture = inp.image is not None or getattr(inp, region_field) is not None
+    clip = inp.video is not None or getattr(inp, track_field) is not None or inp.frames is not None
+    if picture and clip:
+        raise PydanticCustomError("image_or_video", "give either image and {r} (a picture) or video and {t} "
+                                  "(a clip), not both", {"r": region_field, "t": track_field})
+    if clip:
+        if inp.video is None or getattr(inp, track_field) is None:
+            raise PydanticCustomError("image_or_video", "a clip needs both video and {t}", {"t": track_field})
+    elif inp.image is None or getattr(inp, region_field) is None:
+        missing = " and ".join(f for f in ("image", region_field) if getattr(inp, f) is None)
+        raise PydanticCustomError("image_or_video", "{m}: Field required (or, for a clip: video and {t})",
+                                  {"m": missing, "t": track_field})
+    return inp
+
 
 def _check_phrases(value: Any) -> Any:
     """The phrases as the detector will read them: at most ``phrases_per_call`` of at most
@@ -177,30 +199,46 @@ def _check_phrases(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- tool inputs
 class DescribeInput(BaseModel):
-    """Arguments of ``gar_describe``."""
+    """Arguments of ``gar_describe``: an image and a region, or a video and a track."""
 
     model_config = _STRICT
-    image: ImageRef
-    region: RegionInput
+    image: ImageRef | None = None
+    region: RegionInput | None = None
+    video: VideoRef | None = None
+    track: TrackRef | None = None
+    frames: FrameCount | None = None
     instruction: Annotated[str | None, text_bound("instruction_chars")] = Field(default=None, description=(
         "Optional instruction replacing the default 'Describe this masked region in detail.', e.g. "
         "'What is written on this sign?'. Refer to the region as 'this masked region'. "
         f"At most {limit('instruction_chars')} characters."))
 
+    @model_validator(mode="after")
+    def _one_input(self) -> "DescribeInput":
+        return _image_or_video(self, "region", "track")
+
 
 class RelateInput(BaseModel):
-    """Arguments of ``gar_relate``."""
+    """Arguments of ``gar_relate``: an image and regions, or a video and tracks."""
 
     model_config = _STRICT
-    image: ImageRef
-    regions: Annotated[list[RegionInput], _REGIONS_BOUND] = Field(min_length=1, description=(
+    image: ImageRef | None = None
+    regions: Annotated[list[RegionInput] | None, _REGIONS_BOUND] = Field(default=None, min_length=1, description=(
         "The regions the question is about, in order: regions[0] is <Prompt0>, regions[1] is "
         "<Prompt1>, and so on. Each item is a region id ('r2') or a box / points / rle / polygon dict. "
         f"At most {MAX_REGIONS_PER_CALL}."))
+    video: VideoRef | None = None
+    tracks: Annotated[list[TrackRef] | None, _REGIONS_BOUND] = Field(default=None, min_length=1, description=(
+        "For a clip instead of regions: the tracks the question is about, in order: tracks[0] is "
+        "<Prompt0>, ... (track ids from gar_track, or {'frames': [rle or 'absent', ...]}). At most 5."))
+    frames: FrameCount | None = None
     question: Annotated[str, text_bound("question_chars")] = Field(min_length=1, description=(
-        "The question, naming every region as <Prompt0>, <Prompt1>, ... in the order of 'regions', "
-        "e.g. 'Is <Prompt0> holding <Prompt1>?'. Each region must be named at least once. "
+        "The question, naming every region (or track) as <Prompt0>, <Prompt1>, ... in list order, "
+        "e.g. 'Is <Prompt0> holding <Prompt1>?'. Each must be named at least once. "
         f"At most {limit('question_chars')} characters."))
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "RelateInput":
+        return _image_or_video(self, "regions", "tracks")
 
 
 class GroundInput(BaseModel):

@@ -20,14 +20,15 @@ from gar_tool.tools.errors import ToolInputError
 from gar_tool.tools.outputs import DescribeOutput, GroundOutput, MeasureOutput, RelateOutput, ZoomOutput
 from gar_tool.tools.schema_export import clean_schema, strict_schema
 from gar_tool.tools.schemas import DescribeInput, GroundInput, MeasureInput, RelateInput, ZoomInput
+from gar_tool.tools.video_schemas import TrackInput, TrackOutput
 
 
 @dataclass(frozen=True)
 class ToolSpec:
     """One tool. ``method`` is its short name: the :class:`~gar_tool.tools.GARToolkit` convenience
     method and the HTTP path ``/v1/<method>`` (tools are run by name through the registry, never
-    looked up by this string). ``needs`` is the component it requires (``"gar"``, ``"detector"``
-    or None); ``vision`` marks a tool whose answer is a picture, useful only to a model that sees
+    looked up by this string). ``needs`` is the component it requires (``"gar"``, ``"detector"``,
+    ``"tracker"`` or None); ``vision`` marks a tool whose answer is a picture, useful only to a model that sees
     images."""
 
     name: str
@@ -49,7 +50,9 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "Describe one region of an image in detail with GAR, a region-level vision-language model that "
         "sees the whole image as context. Give the image and one region: an id such as 'r2' (from "
         "gar_ground or an earlier call) or a box / points / rle / polygon in pixels (origin top-left). "
-        "An optional instruction asks something specific about the region instead. " + _IDS,
+        "An optional instruction asks something specific about the region instead. For a video, give "
+        "video (a clip_id or a path) and track (a track id from gar_track, or per-frame masks) instead of "
+        "image and region: GAR sees the sampled frames with the object's mask on each. " + _IDS,
         DescribeInput, DescribeOutput, "describe", "gar"),
     ToolSpec(
         "gar_relate", "Ask about regions",
@@ -58,7 +61,8 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "<Prompt1>, ... in list order, e.g. regions=['r1', 'r3'], question='What is <Prompt0> doing "
         "with <Prompt1>?'. GAR sees at most 5 regions per question (released models); with more, the "
         "question is asked in parts of consecutive regions and each part's answer is returned "
-        "separately. " + _IDS,
+        "separately. For a video, give video and tracks (track ids from gar_track) instead of image and "
+        "regions; tracks[i] is <Prompt{i}>, at most 5. " + _IDS,
         RelateInput, RelateOutput, "relate", "gar"),
     ToolSpec(
         "gar_ground", "Find regions by name",
@@ -84,6 +88,15 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "(or a box / points / rle / polygon); padding adds context around it. The picture is at most "
         f"{limit('zoom_side')} pixels on its longer side. " + _IDS,
         ZoomInput, ZoomOutput, "zoom", None, vision=True),
+    ToolSpec(
+        "gar_track", "Track an object in a video",
+        "Follow one object through a video with SAM 2: give the video (a path to a video file or a folder "
+        "of frames, or a clip_id), the sampled frame it is on (frame, 0 = first) and the object there as a "
+        "box / points / rle / polygon in that frame's pixels, or a phrase to find it. Returns a track id "
+        "('t1') with, for every sampled frame, its time, whether the object is there ('given', 'tracked', "
+        "'absent') and its mask and box. Pass the track id and clip_id to gar_describe (track=) or "
+        "gar_relate (tracks=) to ask GAR about the object over the clip.",
+        TrackInput, TrackOutput, "track", "tracker"),
 )
 
 _BY_NAME = {s.name: s for s in TOOL_SPECS}

@@ -73,7 +73,7 @@ class ToolUnit(Generic[I, P, C]):
         """Validate ``args`` (a dict or the input model) and prepare the call; raises ToolError."""
         try:
             model = self.spec.input_model
-            inp = args if isinstance(args, model) else model.model_validate(args)
+            inp = args if isinstance(args, model) else model.model_validate(_nulls_as_defaults(model, args))
             return Staged(self, kit, self.prepare(kit, inp))  # type: ignore[arg-type]
         except Exception as exc:
             raise _mapped(exc, self.name) from _cause(exc)
@@ -140,6 +140,16 @@ class Staged:
             return self.unit.finish(self.kit, self.prepared, self._computed)
         except Exception as exc:
             raise _mapped(exc, self.unit.name) from _cause(exc)
+
+
+def _nulls_as_defaults(model: type[BaseModel], args: Any) -> Any:
+    """``args`` without the ``null`` values of optional arguments: OpenAI strict function calling
+    sends every argument, ``null`` for one the model leaves out, which means its default."""
+    if not isinstance(args, dict):
+        return args
+    fields = model.model_fields
+    return {k: v for k, v in args.items()
+            if not (v is None and k in fields and not fields[k].is_required() and fields[k].default is not None)}
 
 
 # --------------------------------------------------------------------------- helpers for units

@@ -1,5 +1,6 @@
 """``gar_relate``: GAR's answer to a question about regions, asked in parts beyond GAR's prompt
-slots (the strategy: :mod:`gar_tool.tools.relate_chunks`); all parts go to GAR in one call."""
+slots (the strategy: :mod:`gar_tool.tools.relate_chunks`); all parts go to GAR in one call. On a
+clip: about tracked objects (:mod:`gar_tool.tools.video`; never split)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gar_tool.regions.refs import prompt_token
+from gar_tool.tools import video
 from gar_tool.tools.outputs import PromptBinding, RelateChunk, RelateOutput
 from gar_tool.tools.relate_chunks import ChunkPlan, check_references, plan_chunks, to_global, to_ids
 from gar_tool.tools.results import ToolResult, region_out, region_phrase, render_overlay_png
@@ -31,27 +33,45 @@ class _Prepared:
     requests: "list[GARRequest]"
 
 
-class RelateTool(GARUnit[RelateInput, _Prepared, "list[GARAnswer]"]):
+@dataclass
+class _Clip:
+    call: "video.ClipCall"
+    question: str
+
+
+class RelateTool(GARUnit[RelateInput, Any, Any]):
     spec = get_spec("gar_relate")
 
-    def prepare(self, kit: "GARToolkit", inp: RelateInput) -> _Prepared:
+    def prepare(self, kit: "GARToolkit", inp: RelateInput) -> Any:
         gar = need_gar(kit, self.name)
-        img = kit.images.resolve(inp.image)
-        check_references(inp.question, len(inp.regions))
-        regions = [region_arg(kit, img, r, f"regions[{i}]") for i, r in enumerate(inp.regions)]
+        if inp.video is not None:
+            refs = inp.tracks or []  # the input model's validator requires tracks with a video
+            check_references(inp.question, len(refs))
+            return _Clip(video.prepare_clip(kit, self.name, inp.video, refs, inp.question, inp.frames), inp.question)
+        img = kit.images.resolve(inp.image or "")
+        given = inp.regions or []  # the input model's validator requires regions with an image
+        check_references(inp.question, len(given))
+        regions = [region_arg(kit, img, r, f"regions[{i}]") for i, r in enumerate(given)]
         plans = plan_chunks(inp.question, len(regions), gar.prompt_slots,
                             lambda i: regions[i].label or "another region")
         reqs = model_call(self.name, lambda: [gar.request(img.image, [regions[g] for g in p.members], p.question)
                                               for p in plans])
         return _Prepared(gar, img, inp.question, regions, plans, reqs)
 
-    def gar_requests(self, p: _Prepared) -> "list[GARRequest]":
-        return p.requests  # every part in one call: one batch
+    def gar_requests(self, p: Any) -> "list[GARRequest]":
+        return [] if isinstance(p, _Clip) else p.requests  # every part in one call: one batch
+
+    def execute(self, kit: "GARToolkit", p: Any) -> Any:
+        if isinstance(p, _Clip):
+            return video.execute_clip(kit, p.call)
+        return super().execute(kit, p)
 
     def from_answers(self, kit: "GARToolkit", p: _Prepared, answers: "list[GARAnswer]") -> "list[GARAnswer]":
         return answers
 
-    def finish(self, kit: "GARToolkit", p: _Prepared, answers: Any) -> ToolResult:
+    def finish(self, kit: "GARToolkit", p: Any, answers: Any) -> ToolResult:
+        if isinstance(p, _Clip):
+            return self._finish_clip(kit, p, answers)
         img, plans = p.img, p.plans
         regions = store_regions(kit, img, p.regions)
         ids = [r.id or "" for r in regions]
@@ -85,3 +105,19 @@ class RelateTool(GARUnit[RelateInput, _Prepared, "list[GARAnswer]"]):
             content += " [cut at the token limit]"
         legend = [f"{r.id} = {prompt_token(i)}  {r.label or r.source}" for i, r in enumerate(regions)]
         return ToolResult(self.name, content, out, lambda: render_overlay_png(img.image, regions, legend))
+
+    def _finish_clip(self, kit: "GARToolkit", p: _Clip, ans: Any) -> ToolResult:
+        tracks = video.finish_clip(kit, p.call)
+        stored = p.call.stored
+        ids = [t.id or "" for t in tracks]
+        with_ids = to_ids(ans.text, ids)
+        chunk = RelateChunk(regions=[PromptBinding(prompt=prompt_token(k), region_id=tid) for k, tid in enumerate(ids)],
+                            question=p.question, answer=ans.text, answer_with_ids=with_ids,
+                            finish_reason=ans.finish_reason)
+        out = RelateOutput(question=p.question, clip=video.clip_out(stored),
+                           tracks=[video.track_out(t, stored.clip) for t in tracks], answer=ans.text,
+                           answer_with_ids=with_ids, chunked=False, chunks=[chunk])
+        content = f"Tracks in {stored.clip_id}: {video.binding_text(tracks)}.\nAnswer: {with_ids or '(empty answer)'}"
+        if ans.finish_reason == "length":
+            content += " [cut at the token limit]"
+        return ToolResult(self.name, content, out, lambda: video.sheet_png(stored.clip, tracks))
