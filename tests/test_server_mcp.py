@@ -262,7 +262,7 @@ def test_stdio_answers_at_once_while_models_load(tiny_ckpt, tmp_path):
         time.sleep(0.5)
     err = srv.close()
     assert init["result"]["serverInfo"]["name"] == "gar-agent"
-    assert [t["name"] for t in tools] == ["gar_describe", "gar_relate", "gar_measure"]
+    assert [t["name"] for t in tools] == ["gar_describe", "gar_relate", "gar_measure", "gar_zoom"]
     assert bad["isError"] is True and "must be a JSON object" in bad["content"][0]["text"] and "array" in bad["content"][0]["text"]
     assert text["isError"] is True and "got a JSON string" in text["content"][0]["text"]
     assert early["result"]["isError"] is True and "still loading" in early["result"]["content"][0]["text"]
