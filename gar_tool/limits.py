@@ -51,6 +51,8 @@ LIMITS: dict[str, Limit] = {
                          "crop-token run per object)"),
     "frame_pixels": Limit(4096 * 4096, "pixels", "size of one video frame (width × height), read from "
                           "the header before decoding"),
+    "zoom_side": Limit(768, "pixels", "longer side of the picture gar_zoom returns"),
+    "calls_per_step": Limit(16, "tool calls", "tool calls the planner runs from one model reply (more are refused)"),
 }
 
 

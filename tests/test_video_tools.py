@@ -200,4 +200,4 @@ def test_servers_plan_gar_track_only_with_a_tracker():
     from gar_tool.integrations.serving import planned_tools
 
     assert "gar_track" not in planned_tools("gar", None) and "gar_track" not in planned_tools("gar", None, "none")
-    assert planned_tools("gar", None, "sam2") == ["gar_describe", "gar_relate", "gar_measure", "gar_track"]
+    assert planned_tools("gar", None, "sam2") == ["gar_describe", "gar_relate", "gar_measure", "gar_zoom", "gar_track"]
