@@ -49,7 +49,7 @@ import contextlib
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -155,7 +155,8 @@ class _Slots:
 # --------------------------------------------------------------------------- the app
 def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                max_concurrency: int = DEFAULT_MAX_CONCURRENCY, retry_after: int = 1,
-               model_names: dict[str, str | None] | None = None, title: str = "gar-agent") -> FastAPI:
+               model_names: dict[str, str | None] | None = None, title: str = "gar-agent",
+               planner: Callable[[GARToolkit], Any] | None = None) -> FastAPI:
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
     Args:
@@ -166,6 +167,12 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
             once, with ``Retry-After: retry_after`` seconds.
         model_names: names shown by ``/health`` (default: the components' ``name`` attributes).
         title: the OpenAPI title.
+        planner: a factory ``planner(toolkit) -> planner`` (called once, here) of the planner agent
+            behind ``POST /v1/ask``; its ``stream(image, question)`` yields the planner's events.
+            None: ``/v1/ask`` answers 501. Its name for ``/v1/planner`` is ``model_names["planner"]``.
+
+    The web page (``GET /``), ``/v1/segment``, ``/v1/images/{id}`` and the planner routes are added by
+    :func:`gar_tool.integrations.http.web.add_web_routes`.
     """
     for name, value in (("max_request_bytes", max_request_bytes), ("max_concurrency", max_concurrency),
                         ("retry_after", retry_after)):
@@ -281,6 +288,11 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         return JSONResponse({"image_id": stored.image_id, "width": stored.image.width,
                              "height": stored.image.height})
 
+    # ------------------------------------------------------------------ the web page, segment, ask
+    from gar_tool.integrations.http.web import add_web_routes
+
+    add_web_routes(app, toolkit, slot, planner=None if planner is None else planner(toolkit),
+                   planner_name=(model_names or {}).get("planner"))
     return app
 
 
