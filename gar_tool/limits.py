@@ -35,6 +35,8 @@ LIMITS: dict[str, Limit] = {
     "phrase_chars": Limit(256, "characters", "length of one grounding phrase"),
     "question_chars": Limit(4000, "characters", "length of a gar_relate question"),
     "instruction_chars": Limit(2000, "characters", "length of a gar_describe instruction"),
+    "zoom_side": Limit(768, "pixels", "longer side of the picture gar_zoom returns"),
+    "calls_per_step": Limit(16, "tool calls", "tool calls the planner runs from one model reply (more are refused)"),
 }
 
 

@@ -75,6 +75,8 @@ def _response_model(spec: ToolSpec) -> type[BaseModel]:
         output=(spec.output_model, Field(description="The structured result (RLE masks).")),
         overlay_png_base64=(str | None, Field(default=None, description=(
             "With ?overlay=true: the image with the regions drawn, PNG as base64."))),
+        image=(dict[str, str] | None, Field(default=None, description=(
+            "gar_zoom: the picture for the model, {\"mime_type\", \"base64\"}."))),
     )
 
 
