@@ -385,7 +385,7 @@ def test_gar_serve_planner_flag_builds_the_planner_over_the_served_toolkit(monke
     assert code == 0
     status, health, page = calls(seen["app"], ("GET", "/v1/planner", {}), ("GET", "/health", {}), ("GET", "/", {}))
     assert status.json() == {"available": True, "name": "openai:stub-model"}
-    assert health.json()["tools"] == ["gar_describe", "gar_relate", "gar_measure"] and page.status_code == 200
+    assert "gar_ground" not in health.json()["tools"] and page.status_code == 200
 
 
 def test_gar_serve_planner_needs_the_planner_package(monkeypatch, capsys):

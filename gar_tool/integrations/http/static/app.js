@@ -142,7 +142,7 @@ function prompt(id) {
 
 function describeRegion(r) {
   const parts = [r.label || r.source];
-  if (r.score !== null && r.score !== undefined) parts.push(r.score.toFixed(2));
+  if (r.label && r.score !== null && r.score !== undefined) parts.push(r.score.toFixed(2));  // the detector's
   parts.push(`${r.area} px`);
   return parts.join(" · ");
 }
@@ -284,8 +284,9 @@ function richText(el, text, label) {
 async function ground() {
   const phrases = $("phrases").value.trim();
   if (!phrases) throw new Error("Type what to find, e.g. 'a cup. a spoon.'");
-  const threshold = Number($("threshold").value);
-  const res = await postJSON("/v1/ground?overlay=true", { image: needImage(), phrases, box_threshold: threshold });
+  const body = { image: needImage(), phrases, box_threshold: Number($("threshold").value) };
+  if ($("max-regions").value) body.max_regions = Number($("max-regions").value);
+  const res = await postJSON("/v1/ground?overlay=true", body);
   addRegions(res.output.regions);
   setLast(res, res.overlay_png_base64, "ground");
   if (!res.output.regions.length) throw new Error(res.content);

@@ -179,10 +179,10 @@ export class View {
         ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
         ctx.setLineDash([]);
       }
-      const tag = n >= 0 ? `${r.id} = <Prompt${n}>` : r.id;
-      const tw = ctx.measureText(tag).width, pad = 2 * px;
+      const tag = [r.id, r.label, n >= 0 ? `= <Prompt${n}>` : null].filter(Boolean).join(" ");
+      const tw = ctx.measureText(tag).width, pad = 2 * px, th = font + 2 * pad;
       const tx = Math.min(Math.max(0, x1), Math.max(0, w - tw - 2 * pad));
-      const ty = Math.min(Math.max(0, y1), Math.max(0, h - font - 2 * pad));
+      const ty = y1 >= th ? y1 - th : Math.min(Math.max(0, y2), Math.max(0, h - th));  // above the box, else below
       ctx.fillStyle = css(color);
       ctx.fillRect(tx, ty, tw + 2 * pad, font + 2 * pad);
       ctx.fillStyle = "#000";
