@@ -386,6 +386,10 @@ def test_gar_serve_planner_flag_builds_the_planner_over_the_served_toolkit(monke
     status, health, page = calls(seen["app"], ("GET", "/v1/planner", {}), ("GET", "/health", {}), ("GET", "/", {}))
     assert status.json() == {"available": True, "name": "openai:stub-model"}
     assert "gar_ground" not in health.json()["tools"] and page.status_code == 200
+    img = image_id(seen["app"])
+    (r,) = calls(seen["app"], ("POST", "/v1/ask", {"json": {"image": img, "question": "cup?"}, "headers": SSE}))
+    (name, data), = sse_events(r.text)  # the real planner ran, and its model endpoint does not answer
+    assert name == "error" and data["message"].startswith("planner model 'stub-model'"), data
 
 
 def test_gar_serve_planner_needs_the_planner_package(monkeypatch, capsys):

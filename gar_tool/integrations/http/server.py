@@ -17,6 +17,10 @@ Endpoints (OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
                            ``{"image": data-URI | base64}``) → ``{"image_id", "width", "height"}``
 =========================  =================================================================
 
+The web page (``GET /``) and the routes it needs beyond the tools — ``GET /v1/images/{id}``,
+``POST /v1/segment``, ``GET /v1/planner``, ``POST /v1/ask`` (server-sent events) — are added by
+:mod:`gar_tool.integrations.http.web` and :mod:`gar_tool.integrations.http.ask`.
+
 A tool call answers ``ToolResult.to_dict()``: ``{"tool", "content", "output"}``, plus
 ``"overlay_png_base64"`` with ``?overlay=true``. The body is validated by the toolkit itself (the
 same messages as the MCP and LangChain adapters), not by FastAPI.

@@ -105,6 +105,7 @@ async function setImage(info) {
   state.image = { id: info.image_id, width: info.width, height: info.height };
   clearPending();
   $("placeholder").hidden = true;
+  $("box-form").hidden = false;
   view.setImage(img);
   renderRegions();
   hint();
@@ -395,6 +396,17 @@ function wire() {
   });
   for (const b of document.querySelectorAll("#modes [data-mode]")) b.addEventListener("click", () => setMode(b.dataset.mode));
   $("negative").addEventListener("change", (e) => { view.negative = e.target.checked; });
+  $("box-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    guarded(e.submitter, async () => {
+      const box = $("box-text").value.split(/[\s,;]+/).filter(Boolean).map(Number);
+      if (box.length !== 4 || box.some((v) => !Number.isFinite(v))) {
+        throw new Error("Type a box as four numbers: x1, y1, x2, y2 (image pixels, origin top-left).");
+      }
+      state.points = [];
+      await preview({ box });
+    });
+  });
   $("pending-add").addEventListener("click", (e) => guarded(e.currentTarget, addPending));
   $("pending-clear").addEventListener("click", clearPending);
   $("ground-form").addEventListener("submit", (e) => { e.preventDefault(); guarded($("ground-btn"), ground); });
