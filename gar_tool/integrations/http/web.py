@@ -69,7 +69,7 @@ class SegmentInput(BaseModel):
 class SegmentRegion(RegionOut):
     """A region as ``/v1/segment`` returns it: like the tools' regions, ``id`` null for previews."""
 
-    id: str | None = Field(default=None, description="Region id ('r2') when stored, null for a preview.")  # type: ignore[assignment]
+    id: str | None = Field(default=None, description="Region id ('r2') when stored, null for a preview.")
 
 
 class SegmentResponse(BaseModel):
