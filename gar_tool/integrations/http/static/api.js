@@ -37,6 +37,11 @@ export async function getJSON(url) {
   return (await request(url, { headers: { accept: "application/json" } })).json();
 }
 
+/** GET a file (an image) → Blob; errors are the server's sentence like every other call. */
+export async function getBlob(url) {
+  return (await request(url, {})).blob();
+}
+
 export async function postJSON(url, body) {
   const res = await request(url, {
     method: "POST", headers: { "content-type": "application/json", accept: "application/json" },

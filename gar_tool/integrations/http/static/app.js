@@ -1,5 +1,5 @@
 // The gar-agent page: one image, its regions, GAR questions and the planner, over the HTTP API.
-import { ApiError, getJSON, postEvents, postJSON, uploadFile } from "./api.js";
+import { ApiError, getBlob, getJSON, postEvents, postJSON, uploadFile } from "./api.js";
 import { decodeRle } from "./rle.js";
 import { View, css, maskLayer, regionColor } from "./view.js";
 import { renderEvent, resetSteps } from "./steps.js";
@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   tools: [], models: {}, planner: { available: false, name: null },
   image: null,                 // {id, width, height}
+  imageUrl: null,              // blob: URL of the image shown
   regions: new Map(),          // id → {id, label, score, box, area, source, rle, mask, layer, index}
   selected: [],                // region ids; position k is <Prompt k>
   highlight: null,             // Set of cited ids while an answer is shown
@@ -86,14 +87,15 @@ function hint() {
 
 // ---------------------------------------------------------------- image
 async function setImage(info) {
+  const blob = await getBlob(`/v1/images/${info.image_id}`);  // the pixels as the tools see them
   const img = new Image();
-  img.decoding = "async";
-  img.src = `/v1/images/${info.image_id}`;
+  img.src = URL.createObjectURL(blob);
   try {
     await img.decode();
   } catch (e) {
-    throw new Error(`the image ${info.image_id} could not be shown by the browser`);
+    throw new Error(`the browser cannot show the image ${info.image_id} (${e.message})`);
   }
+  if (state.run) state.run.abort();  // a planner run about the previous image
   if (!state.image || state.image.id !== info.image_id) {
     state.regions.clear();
     state.selected = [];
@@ -107,6 +109,8 @@ async function setImage(info) {
   $("placeholder").hidden = true;
   $("box-form").hidden = false;
   view.setImage(img);
+  if (state.imageUrl) URL.revokeObjectURL(state.imageUrl);
+  state.imageUrl = img.src;
   renderRegions();
   hint();
 }
@@ -329,6 +333,10 @@ async function askPlanner() {
       if (name === "tool_result" && data.output) addRegions(data.output.regions || [data.output.region]);
       if (name === "answer" || name === "error") final = data;
     }, state.run.signal);
+  } catch (err) {
+    if (err.name !== "AbortError") throw err;
+    renderEvent($("plan-steps"), { type: "error", message: "stopped: the question was cancelled" });
+    return;
   } finally {
     state.run = null;
     $("plan-stop").hidden = true;
