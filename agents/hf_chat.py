@@ -96,7 +96,7 @@ class LocalHFChatModel(BaseChatModel):
                     f"planner model {self.model!r} cannot be loaded ({str(exc).splitlines()[0]}); pass a "
                     "local directory with hf:DIR, or use an API planner (openai:MODEL --planner-base-url URL)"
                 ) from None
-        self._tok, self._lm = tok, lm.to(dev).eval()
+        self._tok, self._lm = tok, lm.to(dev).eval()  # type: ignore[arg-type]
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
@@ -122,8 +122,7 @@ class LocalHFChatModel(BaseChatModel):
         if not tools:
             return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text.strip()))])
         parsed = parse_tool_calls(text)
-        msg = AIMessage(content=parsed.content, tool_calls=parsed.calls,  # type: ignore[arg-type]
-                        invalid_tool_calls=parsed.invalid)  # type: ignore[arg-type]
+        msg = AIMessage(content=parsed.content, tool_calls=parsed.calls, invalid_tool_calls=parsed.invalid)
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 

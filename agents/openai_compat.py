@@ -88,7 +88,7 @@ def split_bad_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
         name = fn.get("name") if isinstance(fn, dict) else None
         raw = fn.get("arguments") if isinstance(fn, dict) else None
         cid = call.get("id") if isinstance(call, dict) else None
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(fn, dict) or not isinstance(name, str) or not name.strip():
             bad.append({"name": None, "args": json.dumps(call)[:2000], "id": cid, "type": "invalid_tool_call",
                         "error": "the tool call has no function name"})
             continue

@@ -32,6 +32,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import operator
 import uuid
 from typing import Annotated, Any, Iterator, TypedDict
@@ -49,11 +50,13 @@ from gar_tool.tools.outputs import RegionOut
 from gar_tool.tools.specs import get_spec, openai_tools
 
 from .events import AnswerEvent, ErrorEvent, PlannerEvent, ToolCallFinished, ToolCallStarted
-from .evidence import GARExchange, Step, harvest, merge_regions
-from .models import DEFAULT_PLANNER, check_retries, check_timeout, make_chat_model
+from .evidence import GARExchange, Step, cited_ids, harvest, merge_regions
+from .models import DEFAULT_PLANNER, DEFAULT_TIMEOUT, check_retries, check_timeout, make_chat_model
 from .planner_result import PlannerError, build_result, failure_text, model_name
 from .replies import BadCall, normalise_reply, text_of
 from .step_runner import DOUBTFUL_SCORE, Observation, plan_calls, run_calls
+
+log = logging.getLogger(__name__)
 
 
 class PlannerState(TypedDict, total=False):
@@ -104,20 +107,24 @@ class Planner:
         if not isinstance(model, str) and (timeout is not None or retries is not None):
             raise InputError("timeout / retries apply to planner specs such as 'openai:MODEL'; set them on your "
                              "chat model object instead")
-        self.timeout = None if timeout is None else check_timeout(timeout, "planner timeout")
+        timeout = None if timeout is None else check_timeout(timeout, "planner timeout")
+        #: seconds per planner request and retries, as the model was made with (for messages)
         self.retries = 1 if retries is None else check_retries(retries, "planner retries")
-        self.model = make_chat_model(model, base_url=base_url, api_key=api_key, timeout=self.timeout,
+        api_spec = isinstance(model, str) and not model.strip().lower().startswith("hf:")
+        self.timeout = DEFAULT_TIMEOUT if timeout is None and api_spec else timeout
+        self.model = make_chat_model(model, base_url=base_url, api_key=api_key, timeout=timeout,
                                      retries=self.retries)
         self.max_steps, self.strict, self.vision, self.require_tools = max_steps, strict, vision, require_tools
         self.max_calls = limit("calls_per_step") if max_calls_per_step is None else int(max_calls_per_step)
-        self.toolkit, self._owned = _batched(toolkit) if batch else (toolkit, None)
-        self.tool_names = [n for n in self.toolkit.available_tools() if vision or not get_spec(n).vision]
+        self.tool_names = [n for n in toolkit.available_tools() if vision or not get_spec(n).vision]
         kwargs = {} if tool_choice is None else {"tool_choice": tool_choice}
         try:
             self._with_tools = self.model.bind_tools(openai_tools(self.tool_names, strict=strict), **kwargs)
         except NotImplementedError:
             raise PlannerError(f"planner model {model_name(self.model)} cannot call tools; use a "
                                "tool-calling chat model") from None
+        self._owned: Any = None
+        self.toolkit, self._owned = _batched(toolkit) if batch else (toolkit, None)
         self.graph = self._build().compile(checkpointer=checkpointer)
 
     # ------------------------------------------------------------------ public
@@ -147,17 +154,22 @@ class Planner:
         start: PlannerState = {"messages": [SystemMessage(system), HumanMessage(question)], "image_id": image_id,
                                "turns": 0, "fixes": 0, "nudges": 0, "steps": [], "regions": {}, "gar": [],
                                "bad_calls": {}, "budget_hit": False}
-        config = {"recursion_limit": 4 * self.max_steps + 24,
-                  "configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
+        config: Any = {"recursion_limit": 4 * self.max_steps + 24,
+                       "configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
         state: dict[str, Any] = dict(start)
         try:
-            for mode, chunk in self.graph.stream(start, config, stream_mode=["custom", "values"]):
+            parts: Any = self.graph.stream(start, config, stream_mode=["custom", "values"])
+            for mode, chunk in parts:
                 if mode == "values":
                     state = chunk
                 else:
                     yield chunk
-        except GARError as exc:  # the model failed: report it with what was gathered so far
-            message = str(exc).splitlines()[0]  # LangGraph appends task notes to the message
+        except Exception as exc:  # report the failure with what was gathered so far
+            if isinstance(exc, GARError):  # the planner model failed
+                message = _first_line(exc)  # LangGraph appends task notes to the message
+            else:  # a bug: keep the traceback in the log, give the caller one line
+                log.exception("planner run failed")
+                message = f"the planner failed unexpectedly ({type(exc).__name__}: {_first_line(exc)[:300]})"
             yield ErrorEvent(message, build_result(self, question, pil, state, error=message))
             return
         result = build_result(self, question, pil, state)
@@ -212,8 +224,8 @@ class Planner:
         assert isinstance(last, AIMessage)  # _route sends only AI replies with tool calls here
         writer = get_stream_writer()
         turn, first = state.get("turns", 0) + 1, len(state.get("steps", [])) + 1
-        planned = plan_calls(last.tool_calls, state.get("bad_calls") or {}, self.tool_names, state["image_id"],
-                             self.max_calls)
+        planned = plan_calls([dict(c) for c in last.tool_calls], state.get("bad_calls") or {}, self.tool_names,
+                             state["image_id"], self.max_calls)
         for k, p in enumerate(planned):
             writer(ToolCallStarted(first + k, turn, p.call_id, p.tool, p.args))
 
@@ -223,7 +235,9 @@ class Planner:
 
         observations = run_calls(self.toolkit, planned, finished)
         messages: list[AnyMessage] = []
-        steps, regions, gar = [], {}, []
+        steps: list[Step] = []
+        regions: dict[str, RegionOut] = {}
+        gar: list[GARExchange] = []
         pictures: list[Any] = []
         for k, o in enumerate(observations):
             steps.append(Step(first + k, o.call.tool, o.call.args, o.ok, o.text, o.call.call_id, turn))
@@ -241,8 +255,6 @@ class Planner:
 
     def _check(self, state: PlannerState) -> dict[str, Any]:
         answer = text_of(state["messages"][-1].content)
-        from .evidence import cited_ids
-
         known = state.get("regions") or {}
         unknown = [i for i in cited_ids(answer) if i not in known]
         if unknown and state.get("fixes", 0) < 1:
@@ -285,6 +297,10 @@ def _unique_id(reply: AIMessage, history: list[AnyMessage]) -> AIMessage:
     if reply.id and all(m.id != reply.id for m in history):
         return reply
     return reply.model_copy(update={"id": f"planner-{uuid.uuid4().hex}"})
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _after_check(state: PlannerState) -> str:

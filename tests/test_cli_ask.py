@@ -72,6 +72,7 @@ def test_ask_human_output(capsys, monkeypatch, tiny_ckpt, tiny_dino_dir, image):
     assert any("GAR [" in line for line in out) and "stopped: answer" in out[-1]
 
 
+@pytest.mark.slow  # a cold-started subprocess
 def test_ask_unreachable_planner_is_one_line(monkeypatch, tiny_ckpt, tiny_dino_dir, image):  # noqa: F811
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

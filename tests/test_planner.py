@@ -164,7 +164,8 @@ def test_parallel_calls_of_one_turn_are_batched_with_the_results_of_one_at_a_tim
     boxes = [[20, 20, 120, 120], [150, 40, 300, 90]]
     together = [AIMessage("", tool_calls=[call("gar_describe", region={"box": boxes[0]}),
                                           call("gar_describe", region={"box": boxes[1]}),
-                                          call("gar_relate", regions=["r1", "r2"], question="Is <Prompt0> near <Prompt1>?")]),
+                                          call("gar_relate", regions=[{"box": boxes[0]}, {"box": boxes[1]}],
+                                               question="Is <Prompt0> near <Prompt1>?")]),
                 AIMessage("The cup (r1) is near the spoon (r2).")]
     apart = [AIMessage("", tool_calls=[c]) for c in together[0].tool_calls] + [together[1]]
 
@@ -262,6 +263,18 @@ def test_a_planner_failure_keeps_the_steps_taken():
     with pytest.raises(PlannerError) as info:
         Planner(fake_kit(), ScriptedChatModel(steps=[ground(), broken])).ask(IMAGE, "Where is the cup?")
     assert [s.tool for s in info.value.result.steps] == ["gar_ground"]
+
+
+def test_an_unexpected_failure_is_one_line_with_the_partial_result(caplog):
+    class Broken(GARToolkit):
+        def call_many(self, calls, **kw):
+            raise ZeroDivisionError()
+
+    det = FakeDetector({"a cup": [([20, 20, 120, 120], 0.9)]})
+    planner = Planner(Broken(FakeGAR(), det, inputs=NO_PATHS), ScriptedChatModel(steps=[ground()]))
+    (event,) = [e for e in planner.stream(IMAGE, "?") if isinstance(e, ErrorEvent)]
+    assert event.message == "the planner failed unexpectedly (ZeroDivisionError: ZeroDivisionError)"
+    assert event.result.stopped == "error" and "Traceback" in caplog.text  # the bug stays in the log
 
 
 def test_tool_calls_written_as_text_are_run():

@@ -158,18 +158,21 @@ class _ScriptedLM:
     """Stands in for the transformers model inside LocalHFChatModel: ``generate`` appends the token
     ids of a fixed text to the prompt and records its keyword arguments."""
 
-    def __init__(self, tok, text):
+    def __init__(self, tok, *texts):
         import torch
 
         self.device = torch.device("cpu")
-        self.ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
+        self.replies = [torch.tensor([tok.encode(t, add_special_tokens=False)]) for t in texts]
         self.seen = {}
+        self.n = 0
 
     def generate(self, input_ids, attention_mask=None, **kw):
         import torch
 
         self.seen = {"prompt_len": input_ids.shape[1], **kw}
-        return torch.cat([input_ids, self.ids], dim=1)
+        ids = self.replies[min(self.n, len(self.replies) - 1)]
+        self.n += 1
+        return torch.cat([input_ids, ids], dim=1)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +195,31 @@ def test_local_hf_model_turns_generated_text_into_calls(chat_dir):
     model._lm = _ScriptedLM(model._tok, "The cup (r1) is on the left.")
     plain = model.invoke([HumanMessage("Where is the cup?")])  # no tools bound: text stays text
     assert plain.content == "The cup (r1) is on the left." and plain.tool_calls == []
+
+
+@pytest.mark.parametrize("malformed", [
+    "<tool_call>{'name': 'gar_ground', 'arguments': {'phrases': 'a cup'}}</tool_call>",     # single quotes
+    '<tool_call>{"name": "gar_ground", "arguments": {"phrases": "a cup"}',                  # no closing brace / tag
+    'I will look first. {"name": "gar_ground", "arguments": {"phrases": "a cup",}}',        # text, then bad JSON
+])
+def test_hf_planner_reads_a_malformed_call_as_an_error_not_the_answer(chat_dir, malformed):
+    import numpy as np
+
+    from gar_agents import Planner
+    from gar_tool.tools import GARToolkit, ImageInputConfig
+    from tools_support import FakeDetector, FakeGAR
+
+    model = make_chat_model(f"hf:{chat_dir}", max_tokens=60)
+    model._load()
+    model._lm = _ScriptedLM(model._tok, malformed,
+                            '<tool_call>{"name": "gar_ground", "arguments": {"phrases": "a cup"}}</tool_call>',
+                            "The cup is r1.")
+    kit = GARToolkit(FakeGAR(), FakeDetector({"a cup": [([5, 5, 30, 30], 0.9)]}),
+                     inputs=ImageInputConfig(allowed_roots=[]))
+    res = Planner(kit, model).ask(np.zeros((40, 50, 3), np.uint8), "Where is the cup?")
+    assert [(s.tool, s.ok) for s in res.steps] == [("gar_ground", False), ("gar_ground", True)]
+    assert res.steps[0].content.startswith("Error: the call of gar_ground could not be read (")
+    assert res.answer == "The cup is r1." and res.stopped == "answer" and res.cited == ["r1"]
 
 
 def test_local_hf_model_renders_tools_and_generates_greedily(chat_dir):

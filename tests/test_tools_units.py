@@ -167,3 +167,40 @@ def test_size_limits_are_validated_and_named(name, args, message):
     with pytest.raises(ToolInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         k.call(name, args)
     assert k.gar.calls == [] and k.detector.calls == []  # refused before any model ran
+
+
+def test_zoom_picture_reaches_every_adapter():
+    """MCP: an image block (whatever include_overlay says); HTTP: {"image": {mime_type, base64}};
+    LangChain: a standard image content block next to the text."""
+    import anyio
+    from fastapi.testclient import TestClient
+    from langchain_core.messages import ToolMessage
+    from mcp import Client
+
+    from gar_tool.integrations.http.server import create_app
+    from gar_tool.integrations.langchain import get_tools
+    from gar_tool.integrations.mcp import create_server
+
+    k = kit()
+    args = {"image": IMAGE, "region": {"box": [40, 30, 60, 50]}}
+
+    async def mcp_call():
+        async with Client(create_server(k, include_overlay=False)) as client:
+            return await client.call_tool("gar_zoom", args)
+    res = anyio.run(mcp_call)
+    assert not res.is_error and [b.type for b in res.content] == ["text", "image"]
+    assert res.content[1].mime_type == "image/jpeg" and _jpeg(__import__("base64").b64decode(res.content[1].data)).shape == (128, 128, 3)
+    assert res.structured_content["crop_box"] == [34, 24, 66, 56]  # 20 px box + 25 % each side, at least 32 px
+
+    with TestClient(create_app(k)) as c:
+        body = c.post("/v1/zoom", json=args).json()
+    assert body["tool"] == "gar_zoom" and body["image"]["mime_type"] == "image/jpeg"
+    assert body["image"]["base64"] == res.content[1].data  # the same picture
+
+    (zoom,) = get_tools(k, names=["gar_zoom"], include_overlay=False)
+    msg = zoom.invoke({"type": "tool_call", "id": "z1", "name": "gar_zoom", "args": args})
+    assert isinstance(msg, ToolMessage) and msg.status == "success"
+    text, image = msg.content
+    assert text["type"] == "text" and "Zoomed view of r1" in text["text"]
+    assert image == {"type": "image", "base64": body["image"]["base64"], "mime_type": "image/jpeg"}
+    assert "gar_zoom" not in [t.name for t in get_tools(k)] and "gar_zoom" in [t.name for t in get_tools(k, vision=True)]

@@ -128,10 +128,12 @@ class GARToolkit:
         """Run independent calls ``[(name, args), ...]`` together; the result or error of each, in
         order — the same as calling them one at a time in that order.
 
-        Inputs are resolved and inline regions stored in call order, the model work runs in up to
-        ``max_workers`` threads (GAR calls share batches when ``gar`` is a MicroBatcher), and new
-        regions are stored and results built in call order again, so region ids do not depend on
-        timing. ``on_result(i, outcome)`` is called as each outcome is ready, in order.
+        Inputs are resolved in call order, the model work runs in up to ``max_workers`` threads (GAR
+        calls share batches when ``gar`` is a MicroBatcher), and new regions are stored and results
+        built in call order again, so region ids do not depend on timing. The calls must be
+        independent: a call cannot use a region id that another call of the same batch creates
+        (one at a time it could). ``on_result(i, outcome)`` is called as each outcome is ready, in
+        order.
         """
         staged: list[Staged | ToolError] = []
         for name, args in calls:
