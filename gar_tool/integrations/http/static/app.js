@@ -2,7 +2,7 @@
 import { ApiError, getBlob, getJSON, postEvents, postJSON, uploadFile } from "./api.js";
 import { decodeRle } from "./rle.js";
 import { View, css, maskLayer, regionColor } from "./view.js";
-import { renderEvent, resetSteps } from "./steps.js";
+import { eventRegions, outcome, renderEvent, resetSteps } from "./steps.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -330,8 +330,8 @@ async function askPlanner() {
   try {
     await postEvents("/v1/ask", { image, question }, (name, data) => {
       renderEvent($("plan-steps"), data);
-      if (name === "tool_result" && data.output) addRegions(data.output.regions || [data.output.region]);
-      if (name === "answer" || name === "error") final = data;
+      addRegions(eventRegions(data));
+      final = outcome(data) || final;
     }, state.run.signal);
   } catch (err) {
     if (err.name !== "AbortError") throw err;
@@ -342,12 +342,10 @@ async function askPlanner() {
     $("plan-stop").hidden = true;
   }
   if (!final) throw new Error("The planner's answer stream ended early; try again.");
-  if (final.type === "error") throw new Error(`The planner failed: ${final.message}`);
-  const result = final.result;
-  addRegions(result.evidence && result.evidence.regions);
-  state.highlight = result.cited && result.cited.length ? new Set(result.cited) : null;
-  richText($("plan-answer"), result.answer, "Answer:");
-  setLast(result, final.overlay_png_base64, "answer");
+  if (final.error) throw new Error(`The planner failed: ${final.error}`);
+  state.highlight = final.cited.length ? new Set(final.cited) : null;
+  richText($("plan-answer"), final.answer, "Answer:");
+  setLast(final.result, final.overlay, "answer");
   renderRegions();
 }
 

@@ -1,6 +1,6 @@
 // The planner's steps as they arrive from POST /v1/ask: the page's one reader of the planner's
 // event format ({"type": "tool_call" | "tool_result" | "answer" | "error", ...}; see
-// gar_tool/integrations/http/ask.py).
+// gar_tool/integrations/http/ask.py, the server's one place for it).
 
 const MAX_TEXT = 800;
 
@@ -35,6 +35,24 @@ function line(li, cls, text) {
   span.textContent = text;
   li.append(span);
   return span;
+}
+
+/** The regions an event carries (a tool's output, the answer's evidence), as the API returns regions. */
+export function eventRegions(event) {
+  if (event.type === "tool_result" && event.output) {
+    return event.output.regions || (event.output.region ? [event.output.region] : []);
+  }
+  if (event.type === "answer") return ((event.result || {}).evidence || {}).regions || [];
+  return [];
+}
+
+/** A final event → {answer, cited, result, overlay} or {error}; null for the steps before it. */
+export function outcome(event) {
+  if (event.type === "error") return { error: String(event.message || "the planner failed") };
+  if (event.type !== "answer") return null;
+  const result = event.result || {};
+  return { answer: String(result.answer || ""), cited: result.cited || [], result,
+           overlay: event.overlay_png_base64 || null };
 }
 
 /** Show one event in `list` (an <ol>). */
