@@ -84,7 +84,7 @@ def test_page_loads_only_files_of_this_server():
     refs += re.findall(r"url\(([^)]+)\)", (STATIC_DIR / "style.css").read_text())
     local = [r for r in refs if r != "/docs"]
     assert {"/static/app.js", "/static/style.css", "/static/favicon.svg", "/static/api.js", "/static/rle.js",
-            "/static/view.js", "/static/steps.js"} <= set(local)
+            "/static/view.js", "/static/steps.js", "/static/ui.js"} <= set(local)
     assert all(r.startswith("/static/") for r in local), local  # nothing from a CDN or another host
     served = calls(app, *[("GET", r, {}) for r in sorted(set(local))])
     assert [r.status_code for r in served] == [200] * len(served)

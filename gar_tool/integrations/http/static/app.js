@@ -2,6 +2,7 @@
 import { ApiError, getBlob, getJSON, postEvents, postJSON, uploadFile } from "./api.js";
 import { decodeRle } from "./rle.js";
 import { View, css, maskLayer, regionColor } from "./view.js";
+import { download, richText as richTextOf } from "./ui.js";
 import { eventRegions, outcome, renderEvent, resetSteps } from "./steps.js";
 
 const $ = (id) => document.getElementById(id);
@@ -263,27 +264,12 @@ function setLast(json, overlay, name) {
   $("download-overlay").disabled = !overlay;
 }
 
-/** Text with region ids (r12) turned into coloured chips, cited ones marked. */
+/** `text` in `el` with the region ids it names as chips in their colours. */
 function richText(el, text, label) {
-  el.replaceChildren();
-  if (label) {
-    const l = document.createElement("span");
-    l.className = "label";
-    l.textContent = label;
-    el.append(l);
-  }
-  for (const part of String(text).split(/\b(r\d+)\b/)) {
-    const r = state.regions.get(part);
-    if (r) {
-      const chip = document.createElement("span");
-      chip.className = "chip";
-      chip.style.borderColor = css(regionColor(r.index));
-      chip.textContent = part;
-      el.append(chip);
-    } else {
-      el.append(document.createTextNode(part));
-    }
-  }
+  richTextOf(el, text, label, (id) => {
+    const r = state.regions.get(id);
+    return r ? css(regionColor(r.index)) : null;
+  });
 }
 
 async function ground() {
@@ -350,16 +336,6 @@ async function askPlanner() {
 }
 
 // ---------------------------------------------------------------- downloads
-function download(name, blob) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-}
-
 function downloadJSON() {
   if (!state.last) return;
   download(`gar-${state.last.name}.json`, new Blob([JSON.stringify(state.last.json, null, 2)], { type: "application/json" }));
@@ -367,8 +343,7 @@ function downloadJSON() {
 
 function downloadOverlay() {
   if (!state.last || !state.last.overlay) return;
-  const bytes = Uint8Array.from(atob(state.last.overlay), (c) => c.charCodeAt(0));
-  download(`gar-${state.last.name}-overlay.png`, new Blob([bytes], { type: "image/png" }));
+  download(`gar-${state.last.name}-overlay.png`, state.last.overlay, "image/png");
 }
 
 // ---------------------------------------------------------------- wiring
