@@ -3,6 +3,7 @@ in pyproject.toml matches the tree."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,8 @@ def test_importable_next_to_the_openai_agents_sdk(tmp_path):
             "assert 'site-packages' in agents.__file__, agents.__file__\n"
             "assert inspect.isclass(Planner) and load_prompt('planner_system').variables\n"
             "print(Agent.__module__, Planner.__module__)\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a checkout on the path would shadow it
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["agents.agent", "gar_agents.planner"]

@@ -36,11 +36,28 @@ def register(subparsers: Any) -> None:
                    help="OpenAI-compatible server for openai: planners (vLLM, llama.cpp, LM Studio, ...)")
     p.add_argument("--planner-max-steps", type=_positive_int, default=8, metavar="N",
                    help="tool-using steps before the planner must answer (default 8)")
+    ray = p.add_argument_group("Ray Serve (pip install 'gar-agent[ray]'; see gar_tool.integrations.ray.serve_app)")
+    ray.add_argument("--ray", action="store_true",
+                     help="serve on Ray Serve: GAR, grounding, session store and HTTP front as separate deployments")
+    ray.add_argument("--ray-config", default=None, metavar="FILE",
+                     help="a Ray Serve config file (as for 'serve run'): models, replicas, GPUs, autoscaling; "
+                          "replaces the model, input and batching options above")
+    ray.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="an existing Ray cluster ('auto', ray://HOST:10001); default: start a local Ray")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gar_tool.errors import InputError
+
+    if args.ray or args.ray_config:
+        from gar_tool.integrations.ray.launch import run_serve
+
+        if args.planner:
+            raise InputError("--planner is not served on Ray yet: leave out --ray, or --planner (the page's "
+                             "planner questions then answer 501)")
+
+        return run_serve(args)
     from gar_tool.cli.server_options import setup_logging, toolkit_from_args
     from gar_tool.integrations.serving import close_toolkit
 
@@ -66,18 +83,12 @@ def planner_factory(spec: str | None, *, base_url: str | None = None, max_steps:
     """``--planner SPEC`` → ``factory(toolkit) -> planner`` for :func:`create_app` (None without a
     spec). The planner class comes from the ``gar.planners`` entry point (``gar_agents.Planner``):
     ``gar_tool`` never imports the planner package itself."""
-    from importlib.metadata import entry_points
-
-    from gar_tool.errors import InputError
+    from gar_tool.integrations.serving import planner_class
 
     if spec is None or not spec.strip():
         return None
-    found = [ep for ep in entry_points(group="gar.planners") if ep.name == "planner"]
-    if not found:
-        raise InputError("--planner needs the planner package (gar_agents, entry point gar.planners:planner); "
-                         "install gar-agent with it")
-    planner_class = found[0].load()
-    return lambda toolkit: planner_class(toolkit, spec.strip(), max_steps=max_steps, base_url=base_url)
+    cls = planner_class()
+    return lambda toolkit: cls(toolkit, spec.strip(), max_steps=max_steps, base_url=base_url)
 
 
 __all__ = ["register", "run", "planner_factory"]

@@ -53,7 +53,7 @@ import contextlib
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Mapping
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -160,6 +160,7 @@ class _Slots:
 def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                max_concurrency: int = DEFAULT_MAX_CONCURRENCY, retry_after: int = 1,
                model_names: dict[str, str | None] | None = None, title: str = "gar-agent",
+               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None,
                planner: Callable[[GARToolkit], Any] | None = None) -> FastAPI:
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
@@ -171,6 +172,9 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
             once, with ``Retry-After: retry_after`` seconds.
         model_names: names shown by ``/health`` (default: the components' ``name`` attributes).
         title: the OpenAPI title.
+        toolkit_for: picks the toolkit of one tool call from its request headers (lower-case
+            names), e.g. a GAR model chosen per request; raising ``ToolInputError`` answers 422.
+            ``None``: every call uses ``toolkit``. The toolkits must share ``toolkit``'s store.
         planner: a factory ``planner(toolkit) -> planner`` (called once, here) of the planner agent
             behind ``POST /v1/ask``; its ``stream(image, question)`` yields the planner's events.
             None: ``/v1/ask`` answers 501. Its name for ``/v1/planner`` is ``model_names["planner"]``.
@@ -246,7 +250,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         return {
             "status": "ok", "version": __version__, "tools": toolkit.available_tools(), "models": names,
             "prompt_slots": None if gar is None else int(gar.prompt_slots),
-            "store": toolkit.store.stats(),
+            "store": await anyio.to_thread.run_sync(toolkit.store.stats),  # a remote store may block
             "limits": {"max_request_bytes": max_request_bytes, "max_concurrency": slots.limit,
                        "in_flight": slots.in_flight, "max_image_bytes": cfg.max_bytes, "max_pixels": cfg.max_pixels},
             "batching": None if batcher is None else {"max_batch": batcher.max_batch, "max_wait_s": batcher.max_wait,
@@ -255,7 +259,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
 
     # ------------------------------------------------------------------ tools
     for spec in TOOL_SPECS:
-        _add_tool_route(app, toolkit, spec, slot)
+        _add_tool_route(app, toolkit, spec, slot, toolkit_for)
 
     # ------------------------------------------------------------------ uploads
     @app.post("/v1/images", response_model=UploadResponse, tags=["images"], summary="Upload an image",
@@ -315,7 +319,8 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
 
-def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any) -> None:
+def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any,
+                    toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> None:
     name = spec.name
     path = "/v1/" + spec.method  # gar_describe -> /v1/describe
 
@@ -329,9 +334,15 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
             needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)"}[spec.needs or ""]
             raise APIError(501, "tool_unavailable", f"{name} is not available on this server: it was started "
                            f"without {needs}", retryable=False, tool=name)
+        kit = toolkit
+        if toolkit_for is not None:
+            try:
+                kit = toolkit_for(request.headers)
+            except ToolError as err:
+                raise _from_tool_error(err, name) from None
         async with slot(name):
             args = await _json_object(request, tool=name)
-            body = await anyio.to_thread.run_sync(_run_tool, toolkit, name, args, overlay)
+            body = await anyio.to_thread.run_sync(_run_tool, kit, name, args, overlay)
             return Response(body, media_type="application/json")
 
     endpoint.__name__ = name
