@@ -424,3 +424,10 @@ def test_ground_through_a_detector_then_segment_share_one_store():
                         ("POST", "/v1/segment", {"json": {"image": img, "region": {"box": [40, 10, 70, 50]}}}))
     assert [r["id"] for r in ground.json()["output"]["regions"]] == ["r1"]
     assert seg.json()["region"]["id"] == "r2"
+
+
+def test_gar_serve_refuses_the_planner_on_ray(capsys):
+    from gar_tool.cli import main
+
+    assert main(["serve", "--ray", "--planner", "openai:x"]) == 2
+    assert "--planner is not served on Ray" in capsys.readouterr().err
