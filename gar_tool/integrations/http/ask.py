@@ -30,7 +30,7 @@ import base64
 import contextlib
 import json
 import logging
-from typing import Any, AsyncIterator, Callable, Iterator, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Protocol
 
 import anyio
 import anyio.to_thread
@@ -98,10 +98,12 @@ def _error_event(message: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- routes
-def add_ask_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None], Any], *,
+def add_ask_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None], Any],
+                   read_json: Callable[[Request, str | None], Awaitable[dict[str, Any]]], *,
                    planner: StreamingPlanner | None, planner_name: str | None = None) -> None:
-    """Add ``GET /v1/planner`` and ``POST /v1/ask`` (see the module docstring) to ``app``."""
-    from gar_tool.integrations.http.web import _need_json, _read_json
+    """Add ``GET /v1/planner`` and ``POST /v1/ask`` (see the module docstring) to ``app``
+    (``slot`` and ``read_json`` as for :func:`~gar_tool.integrations.http.web.add_web_routes`)."""
+    from gar_tool.integrations.http.web import _need_json
 
     @app.get("/v1/planner", tags=["planner"], summary="Is a planner available", response_model=PlannerStatus)
     async def planner_status() -> dict[str, Any]:
@@ -127,7 +129,7 @@ def add_ask_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None
             raise APIError(501, "tool_unavailable", "the planner is not available on this server: start it with "
                            "--planner SPEC (e.g. gar serve ... --planner openai:gpt-4o-mini)", retryable=False,
                            tool="planner")
-        body = await _read_json(request, "planner")
+        body = await read_json(request, "planner")
         inp, image = await anyio.to_thread.run_sync(_validate, toolkit, body)
         lease = contextlib.AsyncExitStack()
         await lease.enter_async_context(slot("planner"))  # 429 here, before anything is streamed

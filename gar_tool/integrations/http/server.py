@@ -299,7 +299,8 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
     # ------------------------------------------------------------------ the web page, segment, ask
     from gar_tool.integrations.http.web import add_web_routes
 
-    add_web_routes(app, toolkit, slot, planner=None if planner is None else planner(toolkit),
+    add_web_routes(app, toolkit, slot, lambda request, tool: _json_object(request, tool=tool),
+                   planner=None if planner is None else planner(toolkit),
                    planner_name=(model_names or {}).get("planner"))
     return app
 

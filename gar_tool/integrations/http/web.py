@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Awaitable, Callable, Union
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -82,7 +82,10 @@ class SegmentResponse(BaseModel):
 
 
 # --------------------------------------------------------------------------- routes
-def add_web_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None], Any], *,
+ReadJSON = Callable[[Request, Union[str, None]], Awaitable[dict[str, Any]]]
+
+
+def add_web_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None], Any], read_json: ReadJSON, *,
                    planner: Any = None, planner_name: str | None = None) -> None:
     """Add the page, ``/v1/images/{id}``, ``/v1/segment`` and the planner routes to ``app``.
 
@@ -91,6 +94,8 @@ def add_web_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None
         toolkit: the toolkit it serves (its store, image rules and segmenter are used).
         slot: ``slot(name)``, the app's async context manager holding one concurrency slot (429
             when none is free).
+        read_json: ``await read_json(request, tool)``: the body as a JSON object, read the way the
+            app reads the tools' bodies (its limits and errors).
         planner: a planner object with ``stream(image, question)`` (see
             :mod:`gar_tool.integrations.http.ask`), or None (``/v1/ask`` answers 501).
         planner_name: the planner's name for ``/v1/planner`` (e.g. its spec).
@@ -127,12 +132,12 @@ def add_web_routes(app: FastAPI, toolkit: GARToolkit, slot: Callable[[str | None
         """Turn a box or click points into a mask with the server's segmenter (SAM), for previews
         while a person draws, or to store it as a region the tools accept by id."""
         _need_json(request)
-        body = await _read_json(request)
+        body = await read_json(request, None)
         async with slot(None):
             data = await anyio.to_thread.run_sync(_segment, toolkit, body)
         return JSONResponse(data)
 
-    add_ask_routes(app, toolkit, slot, planner=planner, planner_name=planner_name)
+    add_ask_routes(app, toolkit, slot, read_json, planner=planner, planner_name=planner_name)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -147,13 +152,6 @@ def _need_json(request: Request, tool: str | None = None) -> None:
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise APIError(415, "unsupported_media_type", f"send the body as JSON (Content-Type: application/json), "
                        f"got {kind!r}", retryable=True, tool=tool)
-
-
-async def _read_json(request: Request, tool: str | None = None) -> dict[str, Any]:
-    """The request body as a JSON object (400 otherwise), read the way the tool routes read theirs."""
-    from gar_tool.integrations.http.server import _json_object
-
-    return await _json_object(request, tool=tool)
 
 
 def _stored_image(toolkit: GARToolkit, image_id: str) -> StoredImage:
