@@ -110,12 +110,12 @@ def test_untied_bf16_checkpoint(tmp_path):
 def test_loading_errors(tmp_path, tiny_ckpt):
     with pytest.raises(ModelNotFoundError, match="no such checkpoint directory"):
         GAR.from_pretrained(str(tmp_path / "nope"))
-    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache.*--model DIR"):
+    with pytest.raises(ModelNotFoundError, match="not in the Hugging Face cache.*missing config.json.*local directory: --model DIR"):
         GAR.from_pretrained("someone/not-cached-gar")
     broken = tmp_path / "broken"
     shutil.copytree(tiny_ckpt, broken)
     (broken / "tokenizer.json").unlink()
-    with pytest.raises(ModelNotFoundError, match="missing tokenizer.json"):
+    with pytest.raises(ModelNotFoundError, match="lacks tokenizer.json"):
         GAR.from_pretrained(str(broken))
     notgar = tmp_path / "notgar"
     shutil.copytree(tiny_ckpt, notgar)

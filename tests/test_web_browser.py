@@ -230,7 +230,8 @@ def test_a_person_uses_the_page(browser, full_server, tmp_path):
 
     # click points (one background point) → r2
     page.click("#modes [data-mode=points]")
-    page.mouse.click(*_screen_xy(page, (480, 200)))
+    with page.expect_response(lambda r: r.url.endswith("/v1/segment")):
+        page.mouse.click(*_screen_xy(page, (480, 200)))
     page.check("#negative")
     with page.expect_response(lambda r: r.url.endswith("/v1/segment")) as seg:
         page.mouse.click(*_screen_xy(page, (560, 40)))

@@ -14,6 +14,7 @@ from typing import Any
 from gar_tool.cli.argtypes import positive_float as _positive_float
 from gar_tool.cli.argtypes import positive_int as _positive_int
 from gar_tool.cli.server_options import add_network_options, add_toolkit_options
+from gar_tool.limits import limit
 
 
 def register(subparsers: Any) -> None:
@@ -25,8 +26,12 @@ def register(subparsers: Any) -> None:
                     "planner, with --planner); GET /health; docs at /docs; the web page at /.")
     add_network_options(p)
     add_toolkit_options(p)
-    p.add_argument("--max-request-mb", type=_positive_float, default=40.0, metavar="N",
-                   help="largest request body in MiB (default 40; a 25 MiB image as base64 is ~34)")
+    p.add_argument("--max-request-mb", type=_positive_float, default=limit("request_bytes") / (1 << 20), metavar="N",
+                   help=f"largest request body in MiB (default {limit('request_bytes') >> 20}; a 25 MiB image as "
+                        "base64 is ~34)")
+    p.add_argument("--body-timeout", type=_positive_float, default=float(limit("body_read_seconds")), metavar="S",
+                   help=f"seconds a client has to send its request body, else 408 (default "
+                        f"{limit('body_read_seconds')}); bodies are read before a --max-concurrency slot is taken")
     p.add_argument("--retry-after", type=int, default=1, metavar="S",
                    help="Retry-After seconds of a 429 answer when --max-concurrency is reached (default 1)")
     p.add_argument("--planner", default=None, metavar="SPEC",
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                              "planner questions then answer 501)")
 
         return run_serve(args)
-    from gar_tool.cli.server_options import setup_logging, toolkit_from_args
+    from gar_tool.cli.server_options import allowed_hosts, setup_logging, toolkit_from_args
     from gar_tool.integrations.serving import close_toolkit
 
     if args.retry_after < 1:
@@ -66,13 +71,18 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     planner = planner_factory(args.planner, base_url=args.planner_base_url, max_steps=args.planner_max_steps)
     toolkit, names = toolkit_from_args(args)
-    logging.getLogger("gar_tool.integrations.http.server").info("serving %s", ", ".join(toolkit.available_tools()))
+    log = logging.getLogger("gar_tool.integrations.http.server")
+    log.info("serving %s", ", ".join(toolkit.available_tools()))
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        log.warning("listening on every interface, but only requests for %s are answered (DNS-rebinding "
+                    "protection); add --allow-host NAME for each name clients use", ", ".join(allowed_hosts(args)))
     try:
         from gar_tool.integrations.http.server import create_app, serve
 
         app = create_app(toolkit, max_request_bytes=int(args.max_request_mb * (1 << 20)),
                          max_concurrency=args.max_concurrency, retry_after=args.retry_after,
-                         model_names={**names, "planner": args.planner}, planner=planner)
+                         model_names={**names, "planner": args.planner}, allowed_hosts=allowed_hosts(args),
+                         allowed_origins=args.allow_origin or (), body_timeout=args.body_timeout, planner=planner)
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         close_toolkit(toolkit)

@@ -67,6 +67,10 @@ class ServeAppConfig(BaseModel):
         device / dtype / compat / max_new_tokens: as for ``gar serve``.
         allow_dirs / allow_urls: image inputs of the front (paths must exist on every front node).
         max_request_mb / max_concurrency / retry_after: the front's HTTP limits (per replica).
+        allow_hosts / allow_origins / body_timeout: the front's Host / Origin checks and body
+            read timeout, as ``--allow-host`` / ``--allow-origin`` / ``--body-timeout`` of
+            ``gar serve`` (``allow_hosts`` None: the loopback names only; list the names clients use
+            when the cluster's HTTP proxy listens on other interfaces).
         store: bounds of the shared session store.
     """
 
@@ -88,6 +92,9 @@ class ServeAppConfig(BaseModel):
     max_request_mb: float = Field(40.0, gt=0)
     max_concurrency: int = Field(16, ge=1)
     retry_after: int = Field(1, ge=1)
+    allow_hosts: list[str] | None = None
+    allow_origins: list[str] = Field(default_factory=list)
+    body_timeout: float = Field(30.0, gt=0)
     store: StoreLimits = Field(default_factory=lambda: StoreLimits())
 
     @field_validator("detector", "segmenter", mode="before")

@@ -17,7 +17,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServeAppConfig, dict[str
     if args.ray_config:
         f = load_serve_file(args.ray_config)
         return f.args, f.deployments, f.route_prefix or "/"
-    from gar_tool.cli.server_options import DEFAULT_MODEL_TEXT
+    from gar_tool.cli.server_options import DEFAULT_MODEL_TEXT, allowed_hosts
     from gar_tool.grounding.defaults import DEFAULT_DETECTOR
 
     model = args.model or DEFAULT_MODEL_TEXT
@@ -26,7 +26,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServeAppConfig, dict[str
                       "max_new_tokens": args.max_new_tokens, "allow_dirs": args.allow_dir,
                       "allow_urls": args.allow_urls, "max_batch": args.max_batch, "batch_wait_ms": args.batch_wait_ms,
                       "max_concurrency": args.max_concurrency, "max_request_mb": args.max_request_mb,
-                      "retry_after": args.retry_after})
+                      "retry_after": args.retry_after, "allow_hosts": allowed_hosts(args),
+                      "allow_origins": args.allow_origin or [], "body_timeout": args.body_timeout})
     return cfg, {}, "/"
 
 

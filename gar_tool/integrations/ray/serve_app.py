@@ -205,7 +205,8 @@ class Front:
         cfg = self.cfg
         return create_app(self.kits[cfg.default], max_request_bytes=int(cfg.max_request_mb * (1 << 20)),
                           max_concurrency=cfg.max_concurrency, retry_after=cfg.retry_after, model_names=self.names,
-                          toolkit_for=self.select)
+                          toolkit_for=self.select, allowed_hosts=cfg.allow_hosts, allowed_origins=cfg.allow_origins,
+                          body_timeout=cfg.body_timeout)
 
 
 # --------------------------------------------------------------------------- building

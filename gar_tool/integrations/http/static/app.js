@@ -16,6 +16,7 @@ const state = {
   highlight: null,             // Set of cited ids while an answer is shown
   pending: null,               // {prompt, region, layer} while a box / points are being drawn
   points: [],                  // [{xy: [x, y], label}] of the pending points prompt
+  previews: 0,                 // previews asked for (only the latest answer is shown)
   last: null,                  // {json, overlay, name} of the latest result (downloads)
   run: null,                   // AbortController of a running planner question
 };
@@ -215,6 +216,7 @@ function onPick([x, y]) {
 
 // ---------------------------------------------------------------- drawing regions (segment)
 function clearPending() {
+  state.previews += 1;  // a preview still on its way is not shown
   state.pending = null;
   state.points = [];
   $("pending").hidden = true;
@@ -222,7 +224,9 @@ function clearPending() {
 }
 
 async function preview(prompt) {
+  const seq = ++state.previews;
   const res = await postJSON("/v1/segment", { image: needImage(), region: prompt, store: false });
+  if (seq !== state.previews) return;  // a newer box / click was sent meanwhile: its answer wins
   const mask = decodeRle(res.region.rle);
   state.pending = { prompt, region: res.region, layer: maskLayer(mask, [255, 255, 255]) };
   $("pending-text").textContent = `${res.segmented ? "Segmenter mask" : "No segmenter mask: " + res.region.source}`
