@@ -431,3 +431,39 @@ def test_gar_serve_refuses_the_planner_on_ray(capsys):
 
     assert main(["serve", "--ray", "--planner", "openai:x"]) == 2
     assert "--planner is not served on Ray" in capsys.readouterr().err
+
+
+def test_stalled_bodies_on_the_web_routes_time_out_and_hold_no_slot():
+    """/v1/segment and /v1/ask read their bodies the server's way: within the body timeout, before
+    a concurrency slot is taken."""
+    import socket
+
+    app = create_app(kit(), planner=lambda k: ScriptedEventsPlanner(events()), max_concurrency=1, body_timeout=1.0)
+    with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        img = c.post("/v1/images", json={"image": IMAGE}).json()["image_id"]
+        stalled = []
+        for path in ("/v1/segment", "/v1/ask"):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 500\r\n\r\n{".encode())
+            stalled.append(s)
+        threading.Event().wait(0.2)
+        ok = c.post("/v1/segment", json={"image": img, "region": {"box": [1, 1, 9, 9]}})
+        assert ok.status_code == 200  # the one slot was free: the stalled bodies hold none
+        answers = [s.recv(4096).split(b"\r\n", 1)[0] for s in stalled]
+        for s in stalled:
+            s.close()
+    assert answers == [b"HTTP/1.1 408 Request Timeout"] * 2
+
+
+def test_the_page_and_its_routes_are_behind_the_host_and_origin_guard():
+    app = create_app(kit(), planner=lambda k: ScriptedEventsPlanner(events()))
+    img = image_id(app)
+    body = {"json": {"image": img, "question": "cup?"}}
+    foreign, own, rebound = calls(
+        app, ("POST", "/v1/ask", {**body, "headers": {**SSE, "origin": "http://evil.example"}}),
+        ("POST", "/v1/ask", {**body, "headers": {**SSE, "origin": "http://127.0.0.1"}}),
+        ("GET", "/", {"headers": {"host": "evil.example"}}))
+    assert foreign.status_code == 403 and foreign.json()["error"]["type"] == "forbidden_origin"
+    assert own.status_code == 200 and sse_events(own.text)[-1][0] == "answer"  # the page's own origin
+    assert rebound.status_code == 421
