@@ -27,6 +27,7 @@ PLANNER_FILES = (("config.json",), ("tokenizer_config.json",), ("tokenizer.json"
 PLANNER_EXTRA = ("model-*.safetensors", "generation_config.json", "special_tokens_map.json", "chat_template.jinja",
                  "merges.txt", "vocab.json", "tokenizer.model", "added_tokens.json")
 
+
 def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict]:
     """LangChain messages → the ``[{"role", "content", ...}]`` list chat templates take."""
     out: list[dict] = []

@@ -134,7 +134,7 @@ def test_health_and_openapi():
     assert h["limits"]["max_request_bytes"] == 1234 and h["limits"]["max_concurrency"] == 3
     paths = spec.json()["paths"]
     assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/zoom", "/v1/track",
-                          "/v1/images"}
+                          "/v1/images", "/v1/images/{image_id}", "/v1/segment", "/v1/planner", "/v1/ask"}
     post = paths["/v1/relate"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == input_schema("gar_relate")
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelateResponse")

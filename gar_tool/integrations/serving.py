@@ -6,7 +6,8 @@
 * :func:`component_names` — which models serve which tool (health / status output);
 * :class:`BackgroundToolkit` — a toolkit loading in a worker thread while the server already
   answers (``gar mcp`` answers ``initialize`` and ``tools/list`` at once);
-* :func:`agent_error_text` — the one-line text an agent reads for a failed call.
+* :func:`agent_error_text` — the one-line text an agent reads for a failed call;
+* :func:`planner_class` — the planner agent's class, from the ``gar.planners`` entry point.
 
 Nothing here imports FastAPI, uvicorn or the MCP SDK; torch is imported only when models load.
 """
@@ -187,6 +188,18 @@ def component_names(toolkit: Any, names: dict[str, str | None] | None = None) ->
     return out
 
 
-__all__ = ["agent_error_text", "with_batcher", "batcher_of", "close_toolkit", "image_inputs", "load_toolkit", "component_names",
+def planner_class() -> Any:
+    """The planner agent's class (``gar_agents.Planner``: ``cls(toolkit, spec, max_steps=,
+    base_url=)``) from the ``gar.planners`` entry point, so that ``gar_tool`` never imports the
+    planner package; :class:`InputError` when no installed package declares it."""
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group="gar.planners") if ep.name == "planner"]
+    if not found:
+        raise InputError("--planner needs the agents package installed (entry point gar.planners:planner)")
+    return found[0].load()
+
+
+__all__ = ["agent_error_text", "planner_class", "with_batcher", "batcher_of", "close_toolkit", "image_inputs", "load_toolkit", "component_names",
            "planned_tools", "BackgroundToolkit", "StillLoading",
            "RETRY_HINT", "FINAL_HINT"]

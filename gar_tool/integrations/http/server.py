@@ -17,6 +17,10 @@ Endpoints (OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
                            ``{"image": data-URI | base64}``) → ``{"image_id", "width", "height"}``
 =========================  =================================================================
 
+The web page (``GET /``) and the routes it needs beyond the tools — ``GET /v1/images/{id}``,
+``POST /v1/segment``, ``GET /v1/planner``, ``POST /v1/ask`` (server-sent events) — are added by
+:mod:`gar_tool.integrations.http.web` and :mod:`gar_tool.integrations.http.ask`.
+
 A tool call answers ``ToolResult.to_dict()``: ``{"tool", "content", "output"}``, plus
 ``"overlay_png_base64"`` with ``?overlay=true``. The body is validated by the toolkit itself (the
 same messages as the MCP and LangChain adapters), not by FastAPI.
@@ -111,7 +115,8 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
                model_names: dict[str, str | None] | None = None, title: str = "gar-agent",
                allowed_hosts: Sequence[str] | None = None, allowed_origins: Sequence[str] = (),
                body_timeout: float = DEFAULT_BODY_TIMEOUT,
-               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> FastAPI:
+               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None,
+               planner: Callable[[GARToolkit], Any] | None = None) -> FastAPI:
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
     Args:
@@ -131,6 +136,12 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         toolkit_for: picks the toolkit of one tool call from its request headers (lower-case
             names), e.g. a GAR model chosen per request; raising ``ToolInputError`` answers 422.
             ``None``: every call uses ``toolkit``. The toolkits must share ``toolkit``'s store.
+        planner: a factory ``planner(toolkit) -> planner`` (called once, here) of the planner agent
+            behind ``POST /v1/ask``; its ``stream(image, question)`` yields the planner's events.
+            None: ``/v1/ask`` answers 501. Its name for ``/v1/planner`` is ``model_names["planner"]``.
+
+    The web page (``GET /``), ``/v1/segment``, ``/v1/images/{id}`` and the planner routes are added by
+    :func:`gar_tool.integrations.http.web.add_web_routes`.
     """
     if not body_timeout > 0:
         raise ValueError(f"body_timeout must be > 0 seconds, got {body_timeout!r}")
@@ -262,6 +273,16 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         return JSONResponse({"image_id": stored.image_id, "width": stored.image.width,
                              "height": stored.image.height})
 
+    # ------------------------------------------------------------------ the web page, segment, ask
+    from gar_tool.integrations.http.web import add_web_routes
+
+    async def read_json(request: Request, tool: str | None) -> dict[str, Any]:
+        """A JSON object body, read within ``body_timeout`` (before any slot is taken)."""
+        return _json_object(await read_body(request, body_timeout, tool=tool), tool=tool)
+
+    add_web_routes(app, toolkit, slot, read_json,
+                   planner=None if planner is None else planner(toolkit),
+                   planner_name=(model_names or {}).get("planner"))
     return app
 
 
