@@ -70,7 +70,7 @@ def _response_model(spec: ToolSpec) -> type[BaseModel]:
     return create_model(
         f"{stem}Response",
         __doc__=f"Result of {spec.name}.",
-        tool=(Literal[spec.name], Field(description="The tool that ran.")),  # type: ignore[valid-type]
+        tool=(Literal[spec.name], Field(description="The tool that ran.")),  # type: ignore[arg-type]
         content=(str, Field(description="Short text for an LLM: ids, labels, boxes, the answer.")),
         output=(spec.output_model, Field(description="The structured result (RLE masks).")),
         overlay_png_base64=(str | None, Field(default=None, description=(
