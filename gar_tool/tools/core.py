@@ -126,6 +126,13 @@ class GARToolkit:
         clone.gar = gar
         return clone
 
+    def with_decode(self, decode: DecodeOptions) -> "GARToolkit":
+        """A toolkit like this one whose GAR answers use ``decode`` (e.g. a per-request token limit)."""
+        clone = copy.copy(self)
+        clone.decode = decode
+        clone.max_new_tokens = decode.max_new_tokens
+        return clone
+
     # ------------------------------------------------------------------ calling tools
     def available_tools(self) -> list[str]:
         """Names of the tools whose components are present (``gar_measure`` / ``gar_zoom`` always)."""

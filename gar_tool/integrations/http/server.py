@@ -57,6 +57,7 @@ concurrent GAR calls run as one batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -307,7 +308,10 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
     path = "/v1/" + spec.method  # gar_describe -> /v1/describe
 
     async def endpoint(request: Request, overlay: bool = Query(False, description=(
-            "Also return the overlay image (regions drawn, legend) as overlay_png_base64."))) -> Response:
+            "Also return the overlay image (regions drawn, legend) as overlay_png_base64.")),
+            max_new_tokens: int | None = Query(None, description=(
+                "GAR's token limit for this call's answers, at most the server's own limit "
+                "(--max-new-tokens); for programmatic clients, not part of the tool's arguments."))) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind and kind != "application/json" and not kind.endswith("+json"):
             raise APIError(415, "unsupported_media_type", f"send the arguments as JSON (Content-Type: "
@@ -323,6 +327,8 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
                 kit = toolkit_for(request.headers)
             except ToolError as err:
                 raise _from_tool_error(err, name) from None
+        if max_new_tokens is not None:
+            kit = _with_token_limit(kit, max_new_tokens, name)
         raw = await read_body(request, body_timeout, tool=name)  # a stalled body holds no slot
         args = _json_object(raw, tool=name)
         async with slot(name):
@@ -336,6 +342,14 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
         responses=_error_responses(400, 413, 415, 422, 429, 500, 501),
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": input_schema(name)}}}})
+
+
+def _with_token_limit(kit: GARToolkit, n: int, tool: str) -> GARToolkit:
+    """``kit`` answering with at most ``n`` new tokens (422 unless ``1 <= n <= kit.max_new_tokens``)."""
+    if not 1 <= n <= kit.max_new_tokens:
+        raise APIError(422, "invalid_input", f"max_new_tokens must be between 1 and this server's limit of "
+                       f"{kit.max_new_tokens}, got {n}", retryable=True, tool=tool)
+    return kit.with_decode(dataclasses.replace(kit.decode, max_new_tokens=n))
 
 
 def _json_object(raw: bytes, tool: str | None = None) -> dict[str, Any]:
