@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args
 
 from gar_tool.regions.refs import DESCRIBE_INSTRUCTION
 from gar_tool.tools.outputs import RegionOut
@@ -13,7 +13,8 @@ from gar_tool.tools.outputs import RegionOut
 REGION_ID = re.compile(r"\br(\d+)\b")
 
 #: Values of :attr:`PlannerResult.stopped`.
-STOPPED = ("answer", "budget", "fallback", "no_tools", "error")
+Stopped = Literal["answer", "budget", "fallback", "no_tools", "error"]
+STOPPED: tuple[Stopped, ...] = get_args(Stopped)
 
 
 @dataclass
@@ -127,7 +128,7 @@ class PlannerResult:
     image_id: str
     evidence: Evidence
     steps: list[Step]
-    stopped: str
+    stopped: Stopped
     cited: list[str] = field(default_factory=list)
     invented: list[str] = field(default_factory=list)
     overlay_png: bytes | None = None

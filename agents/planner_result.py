@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage
 from gar_tool.errors import GARError
 from gar_tool.tools.results import render_overlay_png
 
-from .evidence import Evidence, PlannerResult, cited_ids
+from .evidence import Evidence, PlannerResult, Stopped, cited_ids
 from .replies import text_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +42,7 @@ def build_result(planner: "Planner", question: str, image: Any, state: dict[str,
     steps = list(state.get("steps") or [])
     image_id = str(state.get("image_id", ""))
     warnings: list[str] = []
+    stopped: Stopped
     if error is not None:
         answer, stopped = "", "error"
     else:

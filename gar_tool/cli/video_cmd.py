@@ -16,6 +16,7 @@ from typing import Any
 
 from gar_tool.cli.argtypes import positive_int
 from gar_tool.errors import InputError
+from gar_tool.regions.refs import prompt_token
 
 
 def add_video_options(p: argparse.ArgumentParser) -> None:
@@ -135,7 +136,7 @@ def _emit(args: argparse.Namespace, answer: Any, clip: Any, tracks: Any, names: 
             "clip": {"source": clip.source, "frames": len(clip), "source_frames": clip.source_frames,
                      "fps": clip.fps, "timestamps": list(clip.timestamps),
                      "source_indices": list(clip.source_indices)},
-            "tracks": [{**t.as_dict(clip), "id": name, "prompt": f"<Prompt{k}>"}
+            "tracks": [{**t.as_dict(clip), "id": name, "prompt": prompt_token(k)}
                        for k, (t, name) in enumerate(zip(tracks, names))],
         }
         json.dump(out, sys.stdout, ensure_ascii=False)

@@ -43,6 +43,7 @@ from gar_tool.evaluation.files import read_json
 from gar_tool.evaluation.gar_bench import vqa_question
 from gar_tool.evaluation.letters import parse_letter
 from gar_tool.evaluation.scoring import Tally, VQAScore
+from gar_tool.regions.refs import prompt_token
 
 Mode = Literal["single", "multi"]
 ANNOTATION_FILE = "VideoRefer-Bench-Q.json"
@@ -96,7 +97,7 @@ def gar_question(item: dict[str, Any]) -> str:
     def prompt(_: re.Match) -> str:
         nonlocal count
         count += 1
-        return f"<Prompt{count - 1}>"
+        return prompt_token(count - 1)
 
     text = _REGION_RE.sub(prompt, item["Question"])
     if count != len(item["annotation"]):
