@@ -9,11 +9,13 @@ on stderr, no traceback), 1 any other failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from typing import Sequence
+import warnings
+from typing import Iterator, Sequence
 
-from gar_tool.errors import GARError, InputError
+from gar_tool.errors import GARError, InputError, SlowDtypeWarning
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
 COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd")
@@ -39,11 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Our own warnings (e.g. a slow ``--dtype``) as one ``gar CMD: warning: ...`` line on stderr."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if issubclass(category, SlowDtypeWarning):
+                print(f"gar {command}: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args)
+        with _one_line_warnings(args.command):
+            code = args.func(args)
     except InputError as exc:
         print(f"gar {args.command}: error: {exc}", file=sys.stderr)
         return 2
