@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from gar_tool.errors import InputError, ModelError, ModelNotFoundError
+from gar_tool.errors import ModelError, ModelNotFoundError
 
 #: Files a GAR checkpoint directory must hold (weights: single file or a sharded index).
 REQUIRED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json",

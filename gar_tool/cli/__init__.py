@@ -13,7 +13,7 @@ import contextlib
 import importlib
 import sys
 import warnings
-from typing import Iterator, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 from gar_tool.errors import GARError, InputError, SlowDtypeWarning
 
@@ -22,7 +22,7 @@ COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's default prints usage)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse's default prints usage)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -10,6 +10,7 @@ mapped away; the GAR-specific conv is read from the same safetensors. No remote 
 from __future__ import annotations
 
 import os
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -39,7 +40,7 @@ def load_gar_model(model: str | os.PathLike, *, device=None, dtype=None,
         plm_config = PerceptionLMConfig(**cfg["mllm_config"])
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"config.json: invalid mllm_config ({exc})") from None
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with quiet_transformers():
         try:
             mllm = PerceptionLMForConditionalGeneration.from_pretrained(
@@ -80,7 +81,7 @@ def _mask_conv(weight: torch.Tensor, cfg: dict, mllm: nn.Module) -> nn.Conv2d:
     want = cfg.get("kernel_size")
     if want is not None and list(want) != [kh, kw]:
         raise ModelError(f"config kernel_size {want} does not match {MASK_EMBED_KEY} {tuple(weight.shape)}")
-    width = mllm.model.vision_tower.timm_model.embed_dim
+    width = mllm.model.vision_tower.timm_model.embed_dim  # type: ignore[union-attr]
     if out_ch != width:
         raise ModelError(f"{MASK_EMBED_KEY} has {out_ch} output channels, the vision tower is {width} wide")
     conv = nn.Conv2d(in_ch, out_ch, kernel_size=(kh, kw), stride=(kh, kw), bias=False)
