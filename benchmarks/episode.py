@@ -210,9 +210,13 @@ def tile_reuse(model, processor, tile, tiles, run):
     out = {}
     for name, cfg in arms.items():
         g = GAR(model, processor, cache=cfg)
-        total = 0.0
+        total, each = 0.0, []
         for regions, q in zip(sets, QUESTIONS):
-            total += timed(lambda: run(g, [img], [regions], [q]))[0]
+            before = g.engine.timings.get("vision_tiles", 0)
+            dt = timed(lambda: run(g, [img], [regions], [q]))[0]
+            total += dt
+            each.append(f"{dt:.1f}s/{int(g.engine.timings['vision_tiles'] - before)}")
+        print(f"    {name}: per request (seconds/tiles through the tower) {' '.join(each)}")
         t = dict(g.engine.timings)
         out[name] = (total, t)
         print(f"tiles {name:>16}: whole {total:7.1f}s | vision {t['vision']:6.1f}s over "

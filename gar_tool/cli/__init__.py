@@ -13,7 +13,7 @@ import contextlib
 import importlib
 import sys
 import warnings
-from typing import Iterator, NoReturn, Sequence
+from typing import Iterator, NoReturn, Sequence, TextIO
 
 from gar_tool.errors import GARError, InputError, SlowDtypeWarning
 
@@ -47,7 +47,8 @@ def _one_line_warnings(command: str) -> Iterator[None]:
     with warnings.catch_warnings():
         shown = warnings.showwarning
 
-        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
             if issubclass(category, SlowDtypeWarning):
                 print(f"gar {command}: warning: {message}", file=sys.stderr)
             else:
