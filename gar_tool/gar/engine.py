@@ -11,15 +11,16 @@ regions, so the engine caches, each in a byte-bounded LRU:
   through the vision tower on its own, so a tile that no region touches gets exactly the features
   of the tile without a mask: all such tiles share the mask-free key. A new region set on a known
   image then runs the tower only on the thumbnail and the tiles whose mask changed.
-  (``CacheConfig(per_tile_vision=False)`` keys the features of all tiles together by the image and
-  its whole mask instead, as earlier versions did.);
+  ``CacheConfig(per_tile_vision=False)`` instead keys the features of all tiles together by the
+  image and its whole mask (one entry per region set), as earlier versions did;
 * the LLM KV cache of the context per (vision features, replays, context tokens).
 
-A batch is run as: vision for the distinct (tile, mask) pairs not cached (batched tower calls of
-at most ``vision_batch`` tiles) → RoI replays of every sample (one ``roi_align``) → a prefill of each distinct uncached
-context (batch 1, cached) → one batched prefill of all suffixes on top of their contexts (contexts
-right-aligned, gaps masked) → one batched decode. With ``CacheConfig.disabled()`` it runs the
-original way instead: full prefill of every sample, nothing kept.
+A batch is run as: vision for the distinct (tile, mask) pairs not cached (tower calls of at most
+``vision_batch`` tiles) → RoI replays of every sample (one ``roi_align``) → a prefill of each
+distinct uncached context (batch 1, cached) → one batched prefill of all suffixes on top of their
+contexts (contexts right-aligned, gaps masked) → one batched decode. With
+``CacheConfig.disabled()`` it runs the original way instead: full prefill of every sample, nothing
+kept.
 """
 
 from __future__ import annotations
