@@ -194,7 +194,8 @@ def reuse_scene(tile: int, tiles: int):
 
 
 def tile_reuse(model, processor, tile, tiles, run):
-    """8 questions over 8 region sets, one at a time: original-style vs whole-mask vs per-tile."""
+    """8 questions over 8 region sets, one at a time: original-style vs whole-mask vs per-tile
+    (each arm its own GAR on the same model, so its own caches)."""
     from gar_tool.gar.engine import CacheConfig
     from gar_tool.gar.predictor import GAR
 
@@ -207,19 +208,25 @@ def tile_reuse(model, processor, tile, tiles, run):
         print(f"region set {pair}: tiles touched per region {per_region} (of {n_tiles - 1} + thumbnail)")
     arms = {"original-style": CacheConfig.disabled(), "whole-mask cache": CacheConfig(per_tile_vision=False),
             "per-tile reuse": CacheConfig()}
-    out = {}
-    for name, cfg in arms.items():
-        g = GAR(model, processor, cache=cfg)
-        total, each = 0.0, []
-        for regions, q in zip(sets, QUESTIONS):
+    gars = {name: GAR(model, processor, cache=cfg) for name, cfg in arms.items()}
+    totals = dict.fromkeys(arms, 0.0)
+    names = list(arms)
+    # Interleaved: request i runs in every arm before request i+1 (the arm order rotating), so a
+    # change of machine load hits all arms alike.
+    for i, (regions, q) in enumerate(zip(sets, QUESTIONS)):
+        line = []
+        for name in names[i % 3:] + names[:i % 3]:
+            g = gars[name]
             before = g.engine.timings.get("vision_tiles", 0)
             dt = timed(lambda: run(g, [img], [regions], [q]))[0]
-            total += dt
-            each.append(f"{dt:.1f}s/{int(g.engine.timings['vision_tiles'] - before)}")
-        print(f"    {name}: per request (seconds/tiles through the tower) {' '.join(each)}")
-        t = dict(g.engine.timings)
-        out[name] = (total, t)
-        print(f"tiles {name:>16}: whole {total:7.1f}s | vision {t['vision']:6.1f}s over "
+            totals[name] += dt
+            line.append(f"{name} {dt:.1f}s/{int(g.engine.timings['vision_tiles'] - before)} tiles")
+        print(f"    request {i + 1} ({PAIRS[i]}): {', '.join(line)}", flush=True)
+    out = {}
+    for name in names:
+        t = dict(gars[name].engine.timings)
+        out[name] = (totals[name], t)
+        print(f"tiles {name:>16}: whole {totals[name]:7.1f}s | vision {t['vision']:6.1f}s over "
               f"{int(t['vision_tiles'])} tiles | {_phases(t)}", flush=True)
     return out
 
