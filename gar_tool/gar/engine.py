@@ -165,7 +165,7 @@ class InferenceEngine:
             self.timings["vision_tiles"] = self.timings.get("vision_tiles", 0) + pix.shape[0]
             for key, f in zip(todo, feats.split([hi - lo for _, lo, hi in todo.values()])):
                 # own storage: a cached tile must not pin the whole batch's output
-                found[key] = f.clone() if len(todo) > 1 else f
+                found[key] = f.clone() if len(todo) > 1 and self.vision.max_bytes > 0 else f
                 self.vision.put(key, found[key])
         return [found[p.units[0][0]] if len(p.units) == 1 else torch.cat([found[k] for k, _, _ in p.units])
                 for p in preps]
