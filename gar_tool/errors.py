@@ -12,7 +12,8 @@ Hierarchy::
     SlowDtypeWarning (UserWarning) the requested dtype has no native support on this CPU (warned
                                    once per process, with the measured slowdown)
 
-The CLI maps ``InputError`` to exit code 2 and any other ``GARError`` to exit code 1; tool adapters
+The CLI maps ``InputError`` and ``ModelError`` (the model argument names unusable files) to exit
+code 2 and any other ``GARError`` to exit code 1; tool adapters
 turn ``InputError`` into "retry with other arguments" failures the agent can see.
 """
 

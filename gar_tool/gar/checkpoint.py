@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from gar_tool.errors import ModelError
-from gar_tool.hub import read_config, read_tensor, resolve_checkpoint
+from gar_tool.hub import check_safetensors, loading, read_config, read_tensor, resolve_checkpoint
 from gar_tool.runtime import pick_device, pick_dtype, quiet_transformers
 from gar_tool.gar.modeling import GARModel, GARSettings
 from gar_tool.gar.processing import GARProcessor
@@ -35,19 +35,19 @@ def load_gar_model(model: str | os.PathLike, *, device=None, dtype=None,
     cfg = read_config(directory)
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
-    processor = GARProcessor.from_pretrained(directory, cfg)
+    check_safetensors(directory, "GAR model")
+    with loading("GAR tokenizer / processor", directory):
+        processor = GARProcessor.from_pretrained(directory, cfg)
     try:
         plm_config = PerceptionLMConfig(**cfg["mllm_config"])
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"config.json: invalid mllm_config ({exc})") from None
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with quiet_transformers():
-        try:
+        with loading("GAR model (PerceptionLM weights)", directory):
             mllm = PerceptionLMForConditionalGeneration.from_pretrained(
                 str(directory), config=plm_config, key_mapping={r"^mllm\.": ""}, dtype=dt,
                 use_safetensors=True, **kwargs)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"cannot load the PerceptionLM weights from {directory}: {exc}") from None
     weight = read_tensor(directory, MASK_EMBED_KEY)
     conv = _mask_conv(weight, cfg, mllm)
     geo = processor.geometry

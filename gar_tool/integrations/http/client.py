@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+import os
+from typing import Any, Sequence
 
 import httpx
 
 from gar_tool.tools.errors import ToolFailure
 from gar_tool.tools.results import ToolResult
+from gar_tool.integrations.http.remote_gar import RemoteGAR
 from gar_tool.integrations.http.wire import (
     _JSON,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     GARServerBusy,
-    RemoteGAR,
     RemoteStore,
     UploadedImage,
     _Common,
@@ -25,7 +26,6 @@ from gar_tool.integrations.http.wire import (
     _plain_args,
     _transport_error,
     error_from_response,
-    image_payload,
 )
 
 
@@ -40,6 +40,12 @@ class GARClient(_Common):
         headers: extra headers on every request (e.g. an ``Authorization`` for a proxy in front).
         include_overlay: ask for the overlay PNG by default (``ToolResult.overlay_png``).
         upload_paths: upload ``image`` strings that name an existing local file.
+        allowed_roots: the only directories local files are uploaded from (default: the working
+            directory when the client is created); a local file elsewhere — a symlink or ``..``
+            leading out included — is refused with :class:`ToolInputError`, whatever the server's
+            ``--allow-dir``. ``[]`` refuses every local file.
+        max_upload_bytes: largest file uploaded (default: the ``request_bytes`` limit); checked
+            before the file is read.
         max_busy_retries: on 429, wait ``Retry-After`` seconds and retry this many times.
         max_regions: regions kept in the local cache behind ``store.get_region``.
     """
@@ -47,8 +53,10 @@ class GARClient(_Common):
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None, headers: dict[str, str] | None = None,
                  include_overlay: bool = False, upload_paths: bool = True, max_busy_retries: int = 0,
-                 max_regions: int = 4096) -> None:
-        super().__init__(base_url, timeout, headers, include_overlay, upload_paths, max_busy_retries, max_regions)
+                 max_regions: int = 4096, allowed_roots: Sequence[str | os.PathLike] | None = None,
+                 max_upload_bytes: int | None = None) -> None:
+        super().__init__(base_url, timeout, headers, include_overlay, upload_paths, max_busy_retries, max_regions,
+                         allowed_roots, max_upload_bytes)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
         self.store = RemoteStore(self._upload, self.regions)
         self._gar: RemoteGAR | None | bool = False  # False: not asked yet
@@ -71,7 +79,7 @@ class GARClient(_Common):
             attempt += 1
 
     def _upload(self, image: Any) -> UploadedImage:
-        data, kind = image_payload(image)
+        data, kind = self._payload(image)
         return _parse_upload(self._send("POST", "/v1/images", content=data, headers={"content-type": kind}))
 
     def _prepare(self, name: str, args: Any) -> dict[str, Any]:
@@ -81,12 +89,17 @@ class GARClient(_Common):
         return body
 
     # ------------------------------------------------------------------ tool interface
-    def call(self, name: str, args: Any, *, overlay: bool | None = None) -> ToolResult:
-        """Run tool ``name`` on the server (``args``: a dict or the tool's input model)."""
+    def call(self, name: str, args: Any, *, overlay: bool | None = None,
+             max_new_tokens: int | None = None) -> ToolResult:
+        """Run tool ``name`` on the server (``args``: a dict or the tool's input model).
+        ``max_new_tokens`` lowers GAR's token limit for this call (up to the server's own)."""
         path = self._endpoint(name)
         body = self._prepare(name, args)
+        params = self._params(overlay)
+        if max_new_tokens is not None:
+            params["max_new_tokens"] = str(max_new_tokens)
         response = self._send("POST", path, tool=name, content=_json_body(body, name), headers=_JSON,
-                              params=self._params(overlay))
+                              params=params)
         result = _parse_result(response, name)
         self.regions.remember(result)
         return result
@@ -125,11 +138,12 @@ class GARClient(_Common):
 
     @property
     def gar(self) -> RemoteGAR | None:
-        """The server's GAR (``name``, ``prompt_slots``), or None without one (asked once)."""
+        """The server's GAR as a :class:`~gar_tool.gar.protocol.GARBackend`
+        (:class:`~gar_tool.integrations.http.remote_gar.RemoteGAR`), or None without one (asked once)."""
         if self._gar is False:
             info = self.health()
             slots = info.get("prompt_slots")
-            self._gar = None if slots is None else RemoteGAR((info.get("models") or {}).get("gar"), int(slots))
+            self._gar = None if slots is None else RemoteGAR(self, (info.get("models") or {}).get("gar"), int(slots))
         return self._gar  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ lifetime

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from gar_tool.tools.errors import ToolError, ToolInputError
 from gar_tool.tools.specs import ToolSpec
 
-ErrorType = Literal["bad_request", "not_found", "method_not_allowed", "payload_too_large",
-                    "unsupported_media_type", "invalid_input", "busy", "tool_failure", "internal_error",
-                    "tool_unavailable"]
+ErrorType = Literal["bad_request", "forbidden_origin", "not_found", "method_not_allowed", "request_timeout",
+                    "payload_too_large", "unsupported_media_type", "invalid_host", "invalid_input", "busy",
+                    "tool_failure", "internal_error", "tool_unavailable"]
 
 
 # --------------------------------------------------------------------------- wire models (docs)
@@ -70,11 +70,13 @@ def _response_model(spec: ToolSpec) -> type[BaseModel]:
     return create_model(
         f"{stem}Response",
         __doc__=f"Result of {spec.name}.",
-        tool=(Literal[spec.name], Field(description="The tool that ran.")),  # type: ignore[valid-type]
+        tool=(Literal[spec.name], Field(description="The tool that ran.")),  # type: ignore[arg-type]
         content=(str, Field(description="Short text for an LLM: ids, labels, boxes, the answer.")),
         output=(spec.output_model, Field(description="The structured result (RLE masks).")),
         overlay_png_base64=(str | None, Field(default=None, description=(
             "With ?overlay=true: the image with the regions drawn, PNG as base64."))),
+        image=(dict[str, str] | None, Field(default=None, description=(
+            "gar_zoom: the picture for the model, {\"mime_type\", \"base64\"}."))),
     )
 
 
