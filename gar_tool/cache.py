@@ -1,7 +1,7 @@
 """A thread-safe LRU cache bounded by entry count and by bytes, plus content keys for tensors and images.
 
-Used by the inference engine for preprocessed tiles (per image), vision features (per image and
-region masks) and the KV cache of the shared prompt context (per image, regions and prompt).
+Used by the inference engine for preprocessed tiles (per image), vision features (per tile and
+its binary region mask) and the KV cache of the shared prompt context (per image, regions and prompt).
 """
 
 from __future__ import annotations

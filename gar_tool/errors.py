@@ -9,6 +9,9 @@ Hierarchy::
     │   └── ModelNotFoundError    a model path or hub id that cannot be resolved to local files
     └── ModelError (RuntimeError) a checkpoint is present but unusable (bad config, missing weights)
 
+    SlowDtypeWarning (UserWarning) the requested dtype has no native support on this CPU (warned
+                                   once per process, with the measured slowdown)
+
 The CLI maps ``InputError`` and ``ModelError`` (the model argument names unusable files) to exit
 code 2 and any other ``GARError`` to exit code 1; tool adapters
 turn ``InputError`` into "retry with other arguments" failures the agent can see.
@@ -41,6 +44,11 @@ class ModelError(GARError, RuntimeError):
     """A checkpoint was found but cannot be used (inconsistent config, missing tensors, ...)."""
 
 
+class SlowDtypeWarning(UserWarning):
+    """A half-precision dtype was requested on a CPU that emulates it (e.g. bfloat16 without
+    AVX-512 BF16 / AMX): everything runs, many times slower than float32."""
+
+
 __all__ = [
     "GARError",
     "InputError",
@@ -48,4 +56,5 @@ __all__ = [
     "PromptError",
     "ModelNotFoundError",
     "ModelError",
+    "SlowDtypeWarning",
 ]

@@ -31,6 +31,11 @@ def _tokens(answers):
     return [a.token_ids for a in answers]
 
 
+def _tiles(gar, img, regions):
+    """Number of tiles (thumbnail included) of a request's image."""
+    return gar.inputs(img, regions, QS[0] if len(regions) > 1 else None).num_tiles
+
+
 def test_follow_up_questions_hit_the_caches(pair):
     cached, plain = pair
     for q in QS:
@@ -38,7 +43,8 @@ def test_follow_up_questions_hit_the_caches(pair):
             plain.relate(IMG_A, RA, q, max_new_tokens=5).token_ids
     eng = cached.engine
     # follow-ups find their context KV cached: no vision pass, no replay, only their own tokens
-    assert eng.vision.stats.misses == 1 and eng.vision.stats.hits == 0
+    n = _tiles(cached, IMG_A, RA)
+    assert eng.timings["vision_tiles"] == n and eng.vision.stats.misses == n and eng.vision.stats.hits == 0
     assert eng.contexts.stats.misses == 1 and eng.contexts.stats.hits == 2
     assert eng.tiles.stats.hits == 2
     assert len(plain.engine.vision) == 0 and len(plain.engine.contexts) == 0
@@ -51,19 +57,28 @@ def test_batched_questions_equal_sequential(pair):
     singles = [plain.relate(i, r, q, max_new_tokens=6)
                for i, r, q in [(IMG_A, RA, QS[0]), (IMG_A, RA, QS[1]), (IMG_B, RB, QS[2]), (IMG_A, RA[::-1], QS[0])]]
     assert _tokens(batch) == _tokens(singles)
-    # three distinct (image, masks) -> but RA and RA[::-1] have the same union mask: 2 vision runs
-    assert len(cached.engine.vision) == 2 and len(cached.engine.contexts) == 3
+    # three distinct (image, masks) -> but RA and RA[::-1] have the same union mask: the tower
+    # sees each tile of IMG_A and of IMG_B once
+    tiles = _tiles(cached, IMG_A, RA) + _tiles(cached, IMG_B, RB)
+    assert cached.engine.timings["vision_tiles"] == tiles == len(cached.engine.vision)
+    assert len(cached.engine.contexts) == 3
 
 
 def test_masks_change_the_vision_key(pair):
     """The mask embedding enters the vision tower: another region on the same image must not reuse
-    the first region's features."""
+    the first region's features of the tiles whose mask differs (it does reuse the others)."""
     cached, plain = pair
     a = cached.describe(IMG_A, RA[0], max_new_tokens=5)
     b = cached.describe(IMG_A, RA[1], max_new_tokens=5)
     assert a.token_ids == plain.describe(IMG_A, RA[0], max_new_tokens=5).token_ids
     assert b.token_ids == plain.describe(IMG_A, RA[1], max_new_tokens=5).token_ids
-    assert len(cached.engine.vision) == 2 and cached.engine.tiles.stats.hits == 1
+    slots = cached.processor.vocab.prompt_slots
+    mask_a = cached.inputs(IMG_A, [RA[0]]).label_tiles != slots
+    mask_b = cached.inputs(IMG_A, [RA[1]]).label_tiles != slots
+    changed = int(sum(not torch.equal(x, y) for x, y in zip(mask_a, mask_b)))
+    assert changed > 0
+    assert cached.engine.timings["vision_tiles"] == len(mask_a) + changed
+    assert cached.engine.tiles.stats.hits == 1
 
 
 def test_logits_close_with_and_without_cache(pair):
@@ -94,7 +109,10 @@ def test_caches_are_bounded(tiny_gar):
         img = (np.random.RandomState(seed).rand(100, 120, 3) * 255).astype(np.uint8)
         small.describe(img, {"box": [0, 0, 50, 50]}, max_new_tokens=1)
     eng = small.engine
-    assert len(eng.vision) == 2 and len(eng.contexts) == 2 and eng.vision.stats.evictions == 2
+    # the vision cache holds max_items images' worth of tiles: 2 x (max_num_tiles + 1)
+    per_image = small.processor.geometry.max_num_tiles + 1
+    assert len(eng.contexts) == 2 and len(eng.vision) <= 2 * per_image
+    assert eng.vision.stats.evictions == eng.timings["vision_tiles"] - len(eng.vision) > 0
     assert eng.tiles.bytes <= 1 << 20
 
 
@@ -105,7 +123,8 @@ def test_mixed_batch_of_cached_and_new_contexts(pair):
     singles = [plain.relate(i, r, q, max_new_tokens=5) for i, r, q in
                [(IMG_A, RA, QS[1]), (IMG_B, RB, QS[2]), (IMG_A, RA, QS[2])]]
     assert _tokens(batch) == _tokens(singles)
-    assert cached.engine.vision.stats.misses == 2  # IMG_A once (first call), IMG_B once; no re-encode
+    # IMG_A once (first call), IMG_B once; no re-encode
+    assert cached.engine.timings["vision_tiles"] == _tiles(cached, IMG_A, RA) + _tiles(cached, IMG_B, RB)
 
 
 def test_uncached_batches_with_left_padding_equal_singles(pair):

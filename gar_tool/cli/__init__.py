@@ -10,12 +10,13 @@ other failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import warnings
-from typing import NoReturn, Sequence
+from typing import Iterator, NoReturn, Sequence, TextIO
 
-from gar_tool.errors import GARError, InputError, ModelError
+from gar_tool.errors import GARError, InputError, ModelError, SlowDtypeWarning
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
 COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd", "batch_cmd")
@@ -44,6 +45,23 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Our own warnings (e.g. a slow ``--dtype``) as one ``gar CMD: warning: ...`` line on stderr."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+            if issubclass(category, SlowDtypeWarning):
+                print(f"gar {command}: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def _commands(parser: argparse.ArgumentParser) -> set[str]:
     return {name for a in parser._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices}
 
@@ -60,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
     args = parser.parse_args(words)
     try:
-        code = args.func(args)
+        with _one_line_warnings(args.command):
+            code = args.func(args)
     except (InputError, ModelError) as exc:  # bad arguments, or model files that are not a usable checkpoint
         print(f"gar {args.command}: error: {exc}", file=sys.stderr)
         return 2

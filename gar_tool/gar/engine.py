@@ -6,15 +6,21 @@ or instruction and the assistant header. Agents ask many questions about the sam
 regions, so the engine caches, each in a byte-bounded LRU:
 
 * preprocessed tiles per image (key: pixel content);
-* vision features per (image, binary region mask) — the mask embedding enters the vision tower,
-  so features depend on the masks (key: image key + the label tiles the tower sees);
+* vision features **per tile** (key: the tile's pixels + that tile's binary region mask). The mask
+  embedding is a bias-free conv over the binary mask, and every tile (the thumbnail too) goes
+  through the vision tower on its own, so a tile that no region touches gets exactly the features
+  of the tile without a mask: all such tiles share the mask-free key. A new region set on a known
+  image then runs the tower only on the thumbnail and the tiles whose mask changed.
+  ``CacheConfig(per_tile_vision=False)`` instead keys the features of all tiles together by the
+  image and its whole mask (one entry per region set), as earlier versions did;
 * the LLM KV cache of the context per (vision features, replays, context tokens).
 
-A batch is run as: vision for the distinct (image, masks) pairs not cached (one batched tower
-call) → RoI replays of every sample (one ``roi_align``) → a prefill of each distinct uncached
-context (batch 1, cached) → one batched prefill of all suffixes on top of their contexts (contexts
-right-aligned, gaps masked) → one batched decode. With ``CacheConfig.disabled()`` it runs the
-original way instead: full prefill of every sample, nothing kept.
+A batch is run as: vision for the distinct (tile, mask) pairs not cached (tower calls of at most
+``vision_batch`` tiles) → RoI replays of every sample (one ``roi_align``) → a prefill of each
+distinct uncached context (batch 1, cached) → one batched prefill of all suffixes on top of their
+contexts (contexts right-aligned, gaps masked) → one batched decode. With
+``CacheConfig.disabled()`` it runs the original way instead: full prefill of every sample, nothing
+kept.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from gar_tool.cache import LRUCache, content_key
 from gar_tool.cache import image_key as gar_image_key
 from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode, positions_from_mask
 from gar_tool.gar.processing import GARInputs, GARProcessor
+from gar_tool.gar.processing.tiling import normalize_u8
 from gar_tool.gar.protocol import GARRequest
 
 MiB = 1 << 20
@@ -36,24 +43,39 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """Byte budgets of the three caches (0 disables one; ``split_context`` needs ``context_bytes``)."""
+    """Byte budgets of the three caches (0 disables one; ``split_context`` needs ``context_bytes``).
+
+    ``max_items`` bounds the entries of each cache; the per-tile vision cache counts in images'
+    worth of tiles (``max_items × (max_num_tiles + 1)`` tiles). ``per_tile_vision=False`` caches
+    the features of all tiles of an image as one entry per (image, whole binary mask).
+    """
 
     tiles_bytes: int = 256 * MiB
     vision_bytes: int = 512 * MiB
     context_bytes: int = 2048 * MiB
     max_items: int = 256
+    per_tile_vision: bool = True
 
     @classmethod
     def disabled(cls) -> "CacheConfig":
-        return cls(0, 0, 0)
+        """Nothing kept: every request is encoded and prefilled in full, as the original code does."""
+        return cls(0, 0, 0, per_tile_vision=False)
+
+
+#: The mask part of the vision key of a tile that no region touches (shared by all such tiles).
+NO_MASK = "no-mask"
 
 
 @dataclass
 class _Prepared:
+    """One request, preprocessed. ``units``: ``(key, first_tile, end_tile)`` vision-cache entries
+    covering its tiles in order (one per tile, or one for all tiles)."""
+
     inputs: GARInputs
     image_key: str
     vision_key: str
     context_len: int
+    units: tuple[tuple[str, int, int], ...]
     context_key: str = ""
 
 
@@ -68,10 +90,12 @@ class InferenceEngine:
         self.config = cache if cache is not None else CacheConfig()
         self.vision_batch = vision_batch
         self.tiles = LRUCache(self.config.tiles_bytes, self.config.max_items)
-        self.vision = LRUCache(self.config.vision_bytes, self.config.max_items)
+        per_image = processor.geometry.max_num_tiles + 1 if self.config.per_tile_vision else 1
+        self.vision = LRUCache(self.config.vision_bytes, self.config.max_items * per_image)
         self.contexts = LRUCache(self.config.context_bytes, self.config.max_items)
-        #: seconds per phase (preprocess, vision, replay, context, prefill, decode) and decode_steps,
-        #: accumulated over calls; reset with ``timings.clear()``.
+        #: seconds per phase (preprocess, vision, replay, context, prefill, decode), decode_steps
+        #: and vision_tiles (tiles run through the vision tower), accumulated over calls; reset
+        #: with ``timings.clear()``.
         self.timings: dict[str, float] = {}
         self._context_ids = torch.tensor((processor.vocab.image_token_id,) + processor.vocab.crop_token_ids
                                          + _extra_crops(processor))
@@ -88,17 +112,27 @@ class InferenceEngine:
     def prepare(self, sample: GARRequest) -> _Prepared:
         pil = sample.image
         image_key = gar_image_key(pil)
-        tiles = self.tiles.get(image_key)
-        if tiles is None:
+        cached = self.tiles.get(image_key)
+        if cached is None:
             tiles = self.processor.tile_image(pil)
-            self.tiles.put(image_key, tiles)
+            # one content key per tile (thumbnail first), so equal tiles share vision features
+            tile_keys = tuple(content_key(t) for t in tiles[0]) if self.config.per_tile_vision else ()
+            cached = (tiles, tile_keys)
+            self.tiles.put(image_key, cached)
+        tiles, tile_keys = cached
         inp = self.processor(pil, sample.regions, sample.question, sample.compat, sample.instruction, tiles=tiles)
-        binary = inp.label_tiles != self.processor.vocab.prompt_slots
-        vision_key = content_key(image_key, binary)
+        binary = inp.label_tiles != self.processor.vocab.prompt_slots  # (T, tile, tile) bool
+        mask_keys = [content_key(b) if bool(b.any()) else NO_MASK for b in binary]
+        vision_key = content_key(image_key, *mask_keys)  # = (image, whole binary mask)
+        if self.config.per_tile_vision:
+            units = tuple((content_key("tile", tk, mk), t, t + 1)
+                          for t, (tk, mk) in enumerate(zip(tile_keys, mask_keys)))
+        else:
+            units = ((vision_key, 0, inp.num_tiles),)
         ids = inp.input_ids
         special = torch.isin(ids, self._context_ids)
         context_len = int(special.nonzero().max()) + 1
-        prep = _Prepared(inp, image_key, vision_key, context_len)
+        prep = _Prepared(inp, image_key, vision_key, context_len, units)
         prep.context_key = content_key(vision_key, repr(self.model.settings), inp.replay_token_ids,
                                        inp.replay_boxes, ids[:context_len])
         return prep
@@ -106,27 +140,35 @@ class InferenceEngine:
     # ------------------------------------------------------------------ vision + replay
     @torch.no_grad()
     def vision_features(self, preps: Sequence[_Prepared]) -> list[torch.Tensor]:
-        """Per sample ``(T, S², H)`` features; distinct uncached (image, masks) pairs in one batch."""
+        """Per sample ``(T, S², H)`` features in the model dtype. The distinct vision units (tiles,
+        or whole images with ``per_tile_vision=False``) that are not cached run through the tower
+        together, at most ``vision_batch`` tiles per call."""
         found: dict[str, torch.Tensor] = {}
-        todo: list[_Prepared] = []
+        todo: dict[str, tuple[_Prepared, int, int]] = {}  # insertion-ordered
         for p in preps:
-            if p.vision_key in found or any(p.vision_key == q.vision_key for q in todo):
-                continue
-            hit = self.vision.get(p.vision_key)
-            if hit is not None:
-                found[p.vision_key] = hit
-            else:
-                todo.append(p)
+            for key, lo, hi in p.units:
+                if key in found or key in todo:
+                    continue
+                hit = self.vision.get(key)
+                if hit is not None:
+                    found[key] = hit
+                else:
+                    todo[key] = (p, lo, hi)
         if todo:
-            pix = torch.cat([p.inputs.pixel_values for p in todo])
-            lab = torch.cat([p.inputs.label_tiles for p in todo])
+            g = self.processor.geometry
+            u8 = torch.cat([p.inputs.pixels_u8[lo:hi] for p, lo, hi in todo.values()])
+            pix = normalize_u8(u8, list(g.mean), list(g.std), g.rescale_factor)
+            lab = torch.cat([p.inputs.label_tiles[lo:hi] for p, lo, hi in todo.values()])
             vb = self.vision_batch
             feats = torch.cat([self.model.encode_images(pix[k:k + vb], lab[k:k + vb])
                                for k in range(0, pix.shape[0], vb)])
-            for p, f in zip(todo, feats.split([q.inputs.num_tiles for q in todo])):
-                found[p.vision_key] = f
-                self.vision.put(p.vision_key, f)
-        return [found[p.vision_key] for p in preps]
+            self.timings["vision_tiles"] = self.timings.get("vision_tiles", 0) + pix.shape[0]
+            for key, f in zip(todo, feats.split([hi - lo for _, lo, hi in todo.values()])):
+                # own storage: a cached tile must not pin the whole batch's output
+                found[key] = f.clone() if len(todo) > 1 and self.vision.max_bytes > 0 else f
+                self.vision.put(key, found[key])
+        return [found[p.units[0][0]] if len(p.units) == 1 else torch.cat([found[k] for k, _, _ in p.units])
+                for p in preps]
 
     def _embeds(self, preps: Sequence[_Prepared], feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per sample ``(L_b, H)`` LLM input embeddings (image features and replays spliced in)."""
