@@ -8,23 +8,15 @@ from typing import Any, Sequence
 
 import httpx
 
-from gar_tool.tools.errors import ToolFailure
 from gar_tool.tools.results import ToolResult
 from gar_tool.integrations.http.wire import (
-    _JSON,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     AsyncRemoteStore,
-    GARServerBusy,
     UploadedImage,
     _Common,
-    _json_body,
-    _needs_upload,
-    _parse_result,
     _parse_upload,
     _plain_args,
-    _transport_error,
-    error_from_response,
 )
 
 
@@ -49,13 +41,10 @@ class AsyncGARClient(_Common):
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                raise _transport_error(exc, self.base_url, self.timeout, tool) from None
-            if response.is_success:
-                return response
-            err = error_from_response(response, tool)
-            wait = self._busy_wait(err, attempt) if isinstance(err, GARServerBusy) else None
+                raise self._connection_error(exc, tool) from None
+            wait = self._retry_wait(response, tool, attempt)
             if wait is None:
-                raise err
+                return response
             await asyncio.sleep(wait)
             attempt += 1
 
@@ -67,13 +56,10 @@ class AsyncGARClient(_Common):
         """Run tool ``name`` on the server (``args``: a dict or the tool's input model)."""
         path = self._endpoint(name)
         body = _plain_args(args, name)
-        if _needs_upload(body.get("image"), self.upload_paths):
+        if self._image_to_upload(body):
             body["image"] = (await self._upload(body["image"])).image_id
-        response = await self._send("POST", path, tool=name, content=_json_body(body, name), headers=_JSON,
-                                    params=self._params(overlay))
-        result = _parse_result(response, name)
-        self.regions.remember(result)
-        return result
+        response = await self._send("POST", path, **self._tool_request(name, body, self._params(overlay)))
+        return self._tool_result(response, name)
 
     async def describe(self, args: Any, **kw: Any) -> ToolResult:
         return await self.call("gar_describe", args, **kw)
@@ -88,11 +74,7 @@ class AsyncGARClient(_Common):
         return await self.call("gar_measure", args, **kw)
 
     async def health(self) -> dict[str, Any]:
-        response = await self._send("GET", "/health")
-        try:
-            return response.json()
-        except ValueError:
-            raise ToolFailure(f"{self.base_url}/health did not answer JSON; is it a gar server?") from None
+        return self._health_answer(await self._send("GET", "/health"))
 
     async def available_tools(self) -> list[str]:
         return list((await self.health())["tools"])

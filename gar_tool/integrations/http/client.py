@@ -8,24 +8,16 @@ from typing import Any, Sequence
 
 import httpx
 
-from gar_tool.tools.errors import ToolFailure
 from gar_tool.tools.results import ToolResult
 from gar_tool.integrations.http.remote_gar import RemoteGAR
 from gar_tool.integrations.http.wire import (
-    _JSON,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
-    GARServerBusy,
     RemoteStore,
     UploadedImage,
     _Common,
-    _json_body,
-    _needs_upload,
-    _parse_result,
     _parse_upload,
     _plain_args,
-    _transport_error,
-    error_from_response,
 )
 
 
@@ -68,13 +60,10 @@ class GARClient(_Common):
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                raise _transport_error(exc, self.base_url, self.timeout, tool) from None
-            if response.is_success:
-                return response
-            err = error_from_response(response, tool)
-            wait = self._busy_wait(err, attempt) if isinstance(err, GARServerBusy) else None
+                raise self._connection_error(exc, tool) from None
+            wait = self._retry_wait(response, tool, attempt)
             if wait is None:
-                raise err
+                return response
             time.sleep(wait)
             attempt += 1
 
@@ -84,7 +73,7 @@ class GARClient(_Common):
 
     def _prepare(self, name: str, args: Any) -> dict[str, Any]:
         body = _plain_args(args, name)
-        if _needs_upload(body.get("image"), self.upload_paths):
+        if self._image_to_upload(body):
             body["image"] = self._upload(body["image"]).image_id
         return body
 
@@ -98,11 +87,7 @@ class GARClient(_Common):
         params = self._params(overlay)
         if max_new_tokens is not None:
             params["max_new_tokens"] = str(max_new_tokens)
-        response = self._send("POST", path, tool=name, content=_json_body(body, name), headers=_JSON,
-                              params=params)
-        result = _parse_result(response, name)
-        self.regions.remember(result)
-        return result
+        return self._tool_result(self._send("POST", path, **self._tool_request(name, body, params)), name)
 
     def describe(self, args: Any, **kw: Any) -> ToolResult:
         """``gar_describe`` (see :meth:`GARToolkit.describe`)."""
@@ -122,11 +107,7 @@ class GARClient(_Common):
 
     def health(self) -> dict[str, Any]:
         """The server's ``GET /health`` answer."""
-        response = self._send("GET", "/health")
-        try:
-            return response.json()
-        except ValueError:
-            raise ToolFailure(f"{self.base_url}/health did not answer JSON; is it a gar server?") from None
+        return self._health_answer(self._send("GET", "/health"))
 
     def available_tools(self) -> list[str]:
         """The tools the server can run (asked each time: servers restart)."""

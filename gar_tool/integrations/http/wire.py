@@ -1,5 +1,6 @@
 """Shared pieces of the HTTP clients: errors, the region cache behind ``store``, payloads,
-response parsing and the settings both clients take."""
+response parsing, the request/response steps around each call (retrying a 429, the tool request,
+the result) and the settings both clients take."""
 
 from __future__ import annotations
 
@@ -267,7 +268,8 @@ def _check_busy_retries(value: int) -> int:
 
 
 class _Common:
-    """What both clients share: configuration, argument preparation, the region cache."""
+    """What both clients share: configuration, argument preparation, the request/response steps,
+    the region cache."""
 
     def __init__(self, base_url: str, timeout: float | httpx.Timeout | None, headers: dict[str, str] | None,
                  include_overlay: bool, upload_paths: bool, max_busy_retries: int, max_regions: int,
@@ -303,3 +305,40 @@ class _Common:
         if attempt >= self.max_busy_retries:
             return None
         return err.retry_after if err.retry_after is not None else 1.0
+
+    # ------------------------------------------------------------------ request/response steps
+    # The clients differ only in awaiting the request, the upload and the sleep; the steps around
+    # those are here.
+    def _connection_error(self, exc: httpx.TransportError, tool: str | None) -> GARConnectionError:
+        return _transport_error(exc, self.base_url, self.timeout, tool)
+
+    def _retry_wait(self, response: httpx.Response, tool: str | None, attempt: int) -> float | None:
+        """None when ``response`` succeeded; else the seconds to wait before retry ``attempt`` of a
+        429 answer. Raises the error the answer maps to when it is not to be retried."""
+        if response.is_success:
+            return None
+        err = error_from_response(response, tool)
+        wait = self._busy_wait(err, attempt) if isinstance(err, GARServerBusy) else None
+        if wait is None:
+            raise err
+        return wait
+
+    def _image_to_upload(self, body: dict[str, Any]) -> bool:
+        """Whether ``body["image"]`` is to be uploaded first (and replaced by its image_id)."""
+        return _needs_upload(body.get("image"), self.upload_paths)
+
+    @staticmethod
+    def _tool_request(name: str, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        """The keyword arguments of ``_send`` posting ``body`` to tool ``name``."""
+        return {"tool": name, "content": _json_body(body, name), "headers": _JSON, "params": params}
+
+    def _tool_result(self, response: httpx.Response, name: str) -> ToolResult:
+        result = _parse_result(response, name)
+        self.regions.remember(result)
+        return result
+
+    def _health_answer(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            return response.json()
+        except ValueError:
+            raise ToolFailure(f"{self.base_url}/health did not answer JSON; is it a gar server?") from None
