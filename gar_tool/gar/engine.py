@@ -35,7 +35,6 @@ from gar_tool.cache import LRUCache, content_key
 from gar_tool.cache import image_key as gar_image_key
 from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode, positions_from_mask
 from gar_tool.gar.processing import GARInputs, GARProcessor
-from gar_tool.gar.processing.tiling import normalize_u8
 from gar_tool.gar.protocol import GARRequest
 
 MiB = 1 << 20
@@ -155,9 +154,8 @@ class InferenceEngine:
                 else:
                     todo[key] = (p, lo, hi)
         if todo:
-            g = self.processor.geometry
             u8 = torch.cat([p.inputs.pixels_u8[lo:hi] for p, lo, hi in todo.values()])
-            pix = normalize_u8(u8, list(g.mean), list(g.std), g.rescale_factor)
+            pix = self.processor.geometry.normalize(u8)
             lab = torch.cat([p.inputs.label_tiles[lo:hi] for p, lo, hi in todo.values()])
             vb = self.vision_batch
             feats = torch.cat([self.model.encode_images(pix[k:k + vb], lab[k:k + vb])

@@ -53,6 +53,11 @@ class Geometry:
     def feature_stride(self) -> int:
         return self.patch_size * self.pooling_ratio
 
+    def normalize(self, pixels_u8: torch.Tensor) -> torch.Tensor:
+        """``(..., 3, tile, tile)`` uint8 tiles → float32, normalised with this geometry's
+        ``rescale_factor``, ``mean`` and ``std`` (see :func:`normalize_u8`)."""
+        return normalize_u8(pixels_u8, list(self.mean), list(self.std), self.rescale_factor)
+
     @classmethod
     def from_files(cls, preprocessor: dict, processor: dict) -> "Geometry":
         if preprocessor.get("vision_input_type", "thumb+tile") != "thumb+tile":
@@ -104,8 +109,7 @@ class GARInputs:
     @property
     def pixel_values(self) -> torch.Tensor:
         """``(T, 3, tile, tile)`` float32 normalised thumbnail + tiles."""
-        g = self.geometry
-        return normalize_u8(self.pixels_u8, list(g.mean), list(g.std), g.rescale_factor)
+        return self.geometry.normalize(self.pixels_u8)
 
     @property
     def num_tiles(self) -> int:

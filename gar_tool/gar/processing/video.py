@@ -40,7 +40,7 @@ import torch
 from gar_tool.errors import PromptError
 from gar_tool.gar.processing.processor import GARProcessor, Geometry, normalized_box
 from gar_tool.gar.processing.prompts import Compat, PromptPlan, PromptSlot, check_mode, plan_describe, plan_relate
-from gar_tool.gar.processing.tiling import PIL_NEAREST, normalize_u8, resize_u8
+from gar_tool.gar.processing.tiling import PIL_NEAREST, resize_u8
 from gar_tool.regions.region import Region, Regions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,8 +76,7 @@ class GARVideoInputs:
     @property
     def pixel_values(self) -> torch.Tensor:
         """``(F, 3, tile, tile)`` float32 normalised frame tiles."""
-        g = self.geometry
-        return normalize_u8(self.pixels_u8, list(g.mean), list(g.std), g.rescale_factor)
+        return self.geometry.normalize(self.pixels_u8)
 
     @property
     def num_frames(self) -> int:
