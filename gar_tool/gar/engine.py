@@ -78,9 +78,9 @@ class _Prepared:
     context_key: str = ""
 
 
-class InferenceEngine:
-    """Runs batches of :class:`~gar_tool.gar.protocol.GARRequest` through a GARModel with caching. Not thread-safe by itself
-    (``GAR`` serialises calls)."""
+class _CachedEngine:
+    """What the image and the video engine hold: the model, the processor, the
+    :class:`CacheConfig` and its three LRU caches (``tiles``, ``vision``, ``contexts``)."""
 
     def __init__(self, model: Any, processor: GARProcessor, cache: CacheConfig | None = None,
                  vision_batch: int = 32) -> None:
@@ -89,9 +89,25 @@ class InferenceEngine:
         self.config = cache if cache is not None else CacheConfig()
         self.vision_batch = vision_batch
         self.tiles = LRUCache(self.config.tiles_bytes, self.config.max_items)
-        per_image = processor.geometry.max_num_tiles + 1 if self.config.per_tile_vision else 1
-        self.vision = LRUCache(self.config.vision_bytes, self.config.max_items * per_image)
+        self.vision = LRUCache(self.config.vision_bytes, self.config.max_items * self._vision_entries_per_item())
         self.contexts = LRUCache(self.config.context_bytes, self.config.max_items)
+
+    def _vision_entries_per_item(self) -> int:
+        """Vision-cache entries counted as one of ``CacheConfig.max_items``."""
+        return 1
+
+    def clear(self) -> None:
+        for c in (self.tiles, self.vision, self.contexts):
+            c.clear()
+
+
+class InferenceEngine(_CachedEngine):
+    """Runs batches of :class:`~gar_tool.gar.protocol.GARRequest` through a GARModel with caching. Not thread-safe by itself
+    (``GAR`` serialises calls)."""
+
+    def __init__(self, model: Any, processor: GARProcessor, cache: CacheConfig | None = None,
+                 vision_batch: int = 32) -> None:
+        super().__init__(model, processor, cache, vision_batch)
         #: seconds per phase (preprocess, vision, replay, context, prefill, decode), decode_steps
         #: and vision_tiles (tiles run through the vision tower), accumulated over calls; reset
         #: with ``timings.clear()``.
@@ -99,13 +115,13 @@ class InferenceEngine:
         self._context_ids = torch.tensor((processor.vocab.image_token_id,) + processor.vocab.crop_token_ids
                                          + _extra_crops(processor))
 
+    def _vision_entries_per_item(self) -> int:
+        # the per-tile vision cache counts in images' worth of tiles
+        return self.processor.geometry.max_num_tiles + 1 if self.config.per_tile_vision else 1
+
     @property
     def split_context(self) -> bool:
         return self.config.context_bytes > 0
-
-    def clear(self) -> None:
-        for c in (self.tiles, self.vision, self.contexts):
-            c.clear()
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, sample: GARRequest) -> _Prepared:

@@ -24,15 +24,14 @@ The processing choices (frame count, prompt text, several objects) are documente
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from gar_tool.cache import LRUCache, content_key
-from gar_tool.gar.engine import CacheConfig, _left_pad
+from gar_tool.cache import content_key
+from gar_tool.gar.engine import _CachedEngine, _left_pad
 from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode, positions_from_mask
-from gar_tool.gar.processing import GARProcessor
 from gar_tool.gar.processing.video import GARVideoInputs, tile_frame, video_inputs
 from gar_tool.gar.video_protocol import GARVideoRequest
 
@@ -43,23 +42,10 @@ class _Prepared:
     vision_keys: list[str]  # per frame: (frame pixels, frame binary mask)
 
 
-class VideoEngine:
-    """Batched clip inference with frame-tile and frame-feature caches (not thread-safe by itself;
-    ``GAR`` serialises calls)."""
-
-    def __init__(self, model: Any, processor: GARProcessor, cache: CacheConfig | None = None,
-                 vision_batch: int = 32) -> None:
-        self.model = model
-        self.processor = processor
-        self.config = cache if cache is not None else CacheConfig()
-        self.vision_batch = vision_batch
-        self.tiles = LRUCache(self.config.tiles_bytes, self.config.max_items)
-        self.vision = LRUCache(self.config.vision_bytes, self.config.max_items)
-        self.contexts = LRUCache(self.config.context_bytes, self.config.max_items)
-
-    def clear(self) -> None:
-        for c in (self.tiles, self.vision, self.contexts):
-            c.clear()
+class VideoEngine(_CachedEngine):
+    """Batched clip inference with frame-tile, frame-feature and context caches (constructed like
+    :class:`~gar_tool.gar.engine.InferenceEngine`; not thread-safe by itself; ``GAR`` serialises
+    calls)."""
 
     def prepare(self, req: GARVideoRequest) -> _Prepared:
         keys, tiles = [], []
