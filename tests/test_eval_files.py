@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from gar_tool.evaluation.files import atomic_write_json
+from gar_tool.evaluation.files import atomic_write_json, atomic_write_jsonl, atomic_writer
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
@@ -26,3 +26,26 @@ def test_output_mode_follows_the_umask(tmp_path, umask, mode):
     assert first == second == mode
     assert json.loads(out.read_text()) == [{"answer": "B"}]
     assert [p.name for p in out.parent.iterdir()] == ["preds.json"]  # no temporary file left behind
+
+
+def test_jsonl_output_follows_the_umask_too(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "preds.jsonl"
+        atomic_write_jsonl(out, [{"pred": "é"}, {"pred": "B"}])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert out.read_text(encoding="utf-8") == '{"pred": "é"}\n{"pred": "B"}\n'
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    out = tmp_path / "out.bin"
+    with atomic_writer(out, binary=True) as fh:
+        fh.write(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_writer(out, binary=True) as fh:
+            fh.write(b"half")
+            raise RuntimeError("interrupted")
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

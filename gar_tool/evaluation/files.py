@@ -1,19 +1,21 @@
 """Reading and writing evaluation files safely: JSON with clear errors, atomic writes, and an
 append-only JSONL progress log that makes long runs (model inference, LLM judging) resumable.
 
-Crash safety: a finished file is only ever replaced by :func:`atomic_write_json` (temporary file in
-the same directory, ``fsync``, ``os.replace``), so a reader sees either the old or the new file,
-never half of one. Progress is appended one JSON line per finished item and flushed; a line cut
+Crash safety: a finished file is only ever replaced through :func:`atomic_writer` (temporary file
+in the same directory, ``fsync``, ``os.replace``; :func:`atomic_write_json` and
+:func:`atomic_write_jsonl` use it), so a reader sees either the old or the new file, never half of
+one; the new file gets the permissions the process umask gives. Progress is appended one JSON line per finished item and flushed; a line cut
 short by a crash is dropped (and the log rewritten without it) when the log is read back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from gar_tool.errors import InputError
 
@@ -38,13 +40,29 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 4
 
     ``ensure_ascii=False`` and ``indent=4`` match the files the original GAR scripts write.
     """
+    with atomic_writer(path) as fh:
+        json.dump(data, fh, indent=indent, ensure_ascii=False)
+        fh.write("\n")
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
+    """Write ``rows`` to ``path`` atomically, one JSON value a line (``ensure_ascii=False``)."""
+    with atomic_writer(path) as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, binary: bool = False) -> Iterator[IO[Any]]:
+    """An open file (UTF-8 text, or bytes with ``binary=True``) that replaces ``path`` atomically
+    when the ``with`` block ends: it is written beside ``path`` (parents created), flushed,
+    ``fsync``-ed and moved over it with ``os.replace``. If the block raises, it is removed and
+    ``path`` is left as it was."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(p)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=indent, ensure_ascii=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -170,4 +188,5 @@ def open_run_log(out: str | os.PathLike, header: dict[str, Any]) -> ProgressLog:
     return ProgressLog(log_path, header)
 
 
-__all__ = ["read_json", "atomic_write_json", "ProgressLog", "progress_path", "open_run_log"]
+__all__ = ["read_json", "atomic_write_json", "atomic_write_jsonl", "atomic_writer", "ProgressLog", "progress_path",
+           "open_run_log"]

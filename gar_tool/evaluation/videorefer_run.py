@@ -10,14 +10,11 @@ resume after an interruption (``<out>.progress.jsonl``).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from gar_tool.errors import InputError, PromptError, RegionError
-from gar_tool.evaluation.files import open_run_log
+from gar_tool.evaluation.files import atomic_write_jsonl, open_run_log
 from gar_tool.evaluation.runner import RunStats, Task, run_loop
 from gar_tool.evaluation.videorefer import (Mode, gar_question, key_frame_indices, load_items, multi_indices,
                                             object_tracks)
@@ -92,24 +89,8 @@ def run_videorefer(predictor: Any, data_dir: str | Path, out: str | Path, *, mod
         done = [{"id": it["id"], "video": it["video"], "Answer": it["Answer"], "pred": records[str(it["id"])]["pred"],
                  "type": it["type"], "options": it["options"]} for it in items if str(it["id"]) in records]
         if done:
-            _write_jsonl(out, done)
+            atomic_write_jsonl(out, done)
     return stats
-
-
-def _write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """One JSON object per line, replacing ``path`` atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["run_videorefer"]

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 from gar_tool.errors import InputError
-from gar_tool.evaluation.files import ProgressLog, open_run_log
+from gar_tool.evaluation.files import ProgressLog, atomic_write_jsonl, atomic_writer, open_run_log
 from gar_tool.evaluation.progress import progress_bar
 from gar_tool.integrations.ray.items import BatchItem, BatchSettings, answer_item, ground_item
 from gar_tool.integrations.ray.manifest import read_manifest
@@ -200,29 +199,17 @@ def load_planner(job: BatchJob) -> Any:
 def write_output(out: str | os.PathLike, records: list[dict[str, Any]]) -> None:
     """``records`` to ``out`` atomically: JSONL (one record a line) or Parquet (flat columns;
     ``answers`` / ``evidence`` / ``error`` / ``planner`` as JSON strings)."""
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        if p.suffix.lower() == ".parquet":
-            _write_parquet(tmp, records)
-        else:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for rec in records:
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if Path(out).suffix.lower() == ".parquet":
+        with atomic_writer(out, binary=True) as fh:
+            _write_parquet(fh, records)
+    else:
+        atomic_write_jsonl(out, records)
 
 
 PARQUET_JSON_COLUMNS = ("answers", "evidence", "error", "planner")
 
 
-def _write_parquet(path: str, records: list[dict[str, Any]]) -> None:
+def _write_parquet(sink: IO[bytes], records: list[dict[str, Any]]) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -231,7 +218,7 @@ def _write_parquet(path: str, records: list[dict[str, Any]]) -> None:
     cols = ["id", "image", "image_id", "question", "answer", *PARQUET_JSON_COLUMNS]
     data = {c: [(json.dumps(r.get(c), ensure_ascii=False) if r.get(c) is not None else None)
                 if c in PARQUET_JSON_COLUMNS else r.get(c) for r in records] for c in cols}
-    pq.write_table(pa.table({c: pa.array(v, type=pa.string()) for c, v in data.items()}), path)
+    pq.write_table(pa.table({c: pa.array(v, type=pa.string()) for c, v in data.items()}), sink)
 
 
 def read_output(path: str | os.PathLike) -> list[dict[str, Any]]:
