@@ -182,6 +182,12 @@ def test_serve_gar_answers_as_gar_does(tiny_gar):
     with pytest.raises(PromptError) as direct:
         tiny_gar.relate(img, regions, "What is <Prompt0>?", max_new_tokens=2)
     assert str(err.value) == str(direct.value)
+    for bad in ({"question": 3}, {"instruction": b"x"}, {"compat": "newest"}):  # coerced here, as GAR does
+        with pytest.raises(InputError) as err_here:
+            remote.request(img, regions[:1], **bad)
+        with pytest.raises(InputError) as err_gar:
+            tiny_gar.request(img, regions[:1], **bad)
+        assert str(err_here.value) == str(err_gar.value)
     kit = GARToolkit(remote, inputs=None)
     ref = GARToolkit(tiny_gar, max_new_tokens=256)
     args = {"image": "data:image/png;base64," + b64(png_bytes(img)), "region": {"box": [2, 2, 40, 40]}}

@@ -78,6 +78,8 @@ def test_sampling_is_seeded(tiny_gar):
     (lambda g: g.relate([IMG1, IMG2], [[R1]], "<Prompt0>?"), InputError, "needs 2 regions"),
     (lambda g: g.describe(IMG1, R1, compat="newest"), PromptError, "compat"),
     (lambda g: g.describe(np.zeros((4, 4), np.float32), R1), InputError, "uint8"),
+    (lambda g: g.request(IMG1, [R1], 3), InputError, "question must be a string, got int"),
+    (lambda g: g.request(IMG1, R1, instruction=["x"]), InputError, "instruction must be a string, got list"),
 ])
 def test_bad_input_errors(tiny_gar, call, exc, message):
     with pytest.raises(exc, match=message):

@@ -30,11 +30,9 @@ from gar_tool.gar.engine import CacheConfig, InferenceEngine
 from gar_tool.gar.processing import GARInputs, GARProcessor
 from gar_tool.gar.processing.video import GARVideoInputs
 from gar_tool.gar.protocol import (Compat, DecodeOptions, GARAnswer, GARFrontMixin, GARRequest, check_mode,
-                                   decode_options)
+                                   check_texts, coerce_request, decode_options)
 from gar_tool.gar.video import VideoEngine
 from gar_tool.gar.video_protocol import GARVideoRequest
-from gar_tool.media.images import load_image
-from gar_tool.regions.forms import coerce_regions
 
 DEFAULT_MODEL = "HaochenWang/GAR-1B"
 
@@ -107,14 +105,8 @@ class GAR(GARFrontMixin):
                 instruction: str | None = None, compat: Compat | None = None) -> GARRequest:
         """Coerce one request's image and region forms (see the module doc) and validate it
         against this model's prompt rules; raises :class:`~gar_tool.errors.InputError`."""
-        pil = load_image(image)
-        if question is not None and not isinstance(question, str):
-            raise InputError(f"question must be a string, got {type(question).__name__}")
-        if instruction is not None and not isinstance(instruction, str):
-            raise InputError(f"instruction must be a string, got {type(instruction).__name__}")
-        mode = self.compat if compat is None else check_mode(compat)
-        req = GARRequest(pil, coerce_regions(regions, (pil.height, pil.width)), question, instruction, mode)
-        self.processor.plan(req.regions, question, mode, instruction)  # raises PromptError
+        req = coerce_request(image, regions, question, instruction, compat, self.compat)
+        self.processor.plan(req.regions, question, req.compat, instruction)  # raises PromptError
         return req
 
     def answer(self, requests: Sequence[GARRequest], options: DecodeOptions | None = None) -> list[GARAnswer]:
@@ -153,10 +145,7 @@ class GAR(GARFrontMixin):
         from gar_tool.video.decode import load_clip
         from gar_tool.video.track import coerce_track
 
-        if question is not None and not isinstance(question, str):
-            raise InputError(f"question must be a string, got {type(question).__name__}")
-        if instruction is not None and not isinstance(instruction, str):
-            raise InputError(f"instruction must be a string, got {type(instruction).__name__}")
+        check_texts(question, instruction)
         if not isinstance(tracks, (list, tuple)):
             raise InputError(f"tracks must be a list with one region track per object, got {type(tracks).__name__}")
         mode = self.compat if compat is None else check_mode(compat)

@@ -186,6 +186,30 @@ class GARFrontMixin:
         return out if batched else out[0]
 
 
+def check_texts(question: Any, instruction: Any) -> None:
+    """:class:`~gar_tool.errors.InputError` unless ``question`` and ``instruction`` are each a
+    string or None."""
+    for what, value in (("question", question), ("instruction", instruction)):
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{what} must be a string, got {type(value).__name__}")
+
+
+def coerce_request(image: Any, regions: Any, question: str | None, instruction: str | None,
+                   compat: Compat | None, default: Compat) -> GARRequest:
+    """The :class:`GARRequest` of ``GARBackend.request``'s arguments, coerced — the image loaded
+    (:func:`~gar_tool.media.images.load_image`), the regions sized like it
+    (:func:`~gar_tool.regions.forms.coerce_regions`), ``question`` / ``instruction`` checked by
+    :func:`check_texts`, ``compat`` a known mode (``default`` when None) — but not checked against
+    a model's prompt rules. Raises :class:`~gar_tool.errors.InputError`."""
+    from gar_tool.media.images import load_image
+    from gar_tool.regions.forms import coerce_regions
+
+    pil = load_image(image)
+    check_texts(question, instruction)
+    mode = default if compat is None else check_mode(compat)
+    return GARRequest(pil, coerce_regions(regions, (pil.height, pil.width)), question, instruction, mode)
+
+
 def decode_options(decode: dict[str, Any]) -> DecodeOptions:
     """``DecodeOptions(**decode)``, with unknown names reported as :class:`InputError`."""
     from dataclasses import fields
@@ -215,4 +239,4 @@ def _broadcast(value: Any, n: int, as_list: bool, what: str) -> list[Any]:
 
 
 __all__ = ["GARBackend", "GARRequest", "GARAnswer", "DecodeOptions", "GARFrontMixin", "Compat",
-           "COMPAT_MODES", "FinishReason", "check_mode", "decode_options"]
+           "COMPAT_MODES", "FinishReason", "check_mode", "check_texts", "coerce_request", "decode_options"]

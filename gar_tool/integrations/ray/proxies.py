@@ -27,11 +27,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from gar_tool.errors import InputError
-from gar_tool.gar.protocol import Compat, DecodeOptions, GARAnswer, GARFrontMixin, GARRequest, check_mode
+from gar_tool.gar.protocol import (Compat, DecodeOptions, GARAnswer, GARFrontMixin, GARRequest, check_mode,
+                                   coerce_request)
 from gar_tool.integrations.ray.wire import Outcome, image_to_wire, regions_from_wire, regions_to_wire
-from gar_tool.media.images import load_image
-from gar_tool.regions.forms import coerce_regions
 from gar_tool.regions.region import Region, Regions
 from gar_tool.tools.errors import ToolFailure
 from gar_tool.tools.store import SessionStore, StoredImage
@@ -90,13 +88,7 @@ class ServeGAR(GARFrontMixin):
                 instruction: str | None = None, compat: Compat | None = None) -> GARRequest:
         """Coerce the image and regions (as :meth:`gar_tool.GAR.request`); the prompt rules of the
         model are checked by the deployment, per request, before batching."""
-        pil = load_image(image)
-        if question is not None and not isinstance(question, str):
-            raise InputError(f"question must be a string, got {type(question).__name__}")
-        if instruction is not None and not isinstance(instruction, str):
-            raise InputError(f"instruction must be a string, got {type(instruction).__name__}")
-        mode = self.compat if compat is None else check_mode(compat)
-        return GARRequest(pil, coerce_regions(regions, (pil.height, pil.width)), question, instruction, mode)
+        return coerce_request(image, regions, question, instruction, compat, self.compat)
 
     def answer(self, requests: Sequence[GARRequest], options: DecodeOptions | None = None) -> list[GARAnswer]:
         """Send every request at once (they share ``@serve.batch`` batches with each other and with
