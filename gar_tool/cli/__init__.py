@@ -16,7 +16,7 @@ from typing import Sequence
 from gar_tool.errors import GARError, InputError
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
-COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd")
+COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd", "train_cmd")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,126 @@
+"""A tokenizer for the shapes world and a freshly initialised GAR checkpoint to train from.
+
+:func:`build_tokenizer` trains a small byte-level BPE (``tokenizers``) on the texts the shapes
+world produces — GAR's prompt layout and chat template, the questions, options and answers — so
+that answers are one or two tokens; any other text still encodes, byte by byte. It carries GAR's
+special tokens by name (``<|image|>``, ``<|reserved_special_token_{k+2}|>`` = crop token of
+``<Prompt{k}>``, ``<Prompt0..4>``, ``<NO_Prompt>``, chat headers, ``<|eot_id|>``) as
+:mod:`gar_tool.gar.processing.vocab` resolves them, and the PerceptionLM chat template.
+
+:func:`init_checkpoint` writes a random GAR checkpoint in the released layout with that tokenizer
+and the mask patch embedding set to zero (as GAR's training initialises it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from gar_tool.gar.processing.prompts import (DESCRIBE_INSTRUCTION, PromptPlan, PromptSlot,
+                                             render_user_text)
+
+#: Special tokens, in id order (ids 0..n-1), with the crop tokens of <Prompt0..4> by their names.
+SPECIAL_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<|image|>", "<|video|>",
+                  "<|reserved_special_token_2|>", "<|reserved_special_token_3|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>",
+                  "<|reserved_special_token_5|>", "<|reserved_special_token_6|>")
+PROMPT_SLOTS = 5
+#: Llama-3's pre-tokenizer pattern (the PerceptionLM tokenizer splits text this way).
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+VOCAB_SIZE = 768
+
+
+def corpus(n_scenes: int = 300, seed: int = 0) -> Iterator[str]:
+    """Texts to train the tokenizer on: the chat template's fixed text (repeated, so that its
+    words become tokens too), then the user texts and answers of shapes-world questions."""
+    import jinja2
+
+    from gar_tool.evaluation.gar_bench import vqa_question
+    from gar_tool.shapes.questions import scene_items
+    from gar_tool.shapes.world import sample_scene
+    from gar_tool.testing.checkpoints import CHAT_TEMPLATE
+
+    rng = np.random.default_rng(seed)
+    crops = {k: SPECIAL_TOKENS[4] for k in range(PROMPT_SLOTS)}  # a special token: not learned
+    describe = PromptPlan((PromptSlot(0, 0, True),), DESCRIBE_INSTRUCTION, True)
+    chat = jinja2.Environment().from_string(CHAT_TEMPLATE).render(
+        bos_token=SPECIAL_TOKENS[0], add_generation_prompt=True,
+        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}])
+    for _ in range(1000):
+        yield chat
+    for _ in range(n_scenes):
+        r = sample_scene(rng)
+        for it in scene_items(r, rng):
+            slots = tuple(PromptSlot(k, k, True) for k in range(it.arity))
+            for q, a in ((it.open_question, it.open_answer), (vqa_question(it.question, it.choices), it.answer)):
+                yield render_user_text(PromptPlan(slots, q, False), crops, "default")
+                yield a
+        yield render_user_text(describe, crops, "default")
+        yield r.scene.shapes[0].caption
+
+
+def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE) -> Any:
+    """A ``PreTrainedTokenizerFast`` (byte-level BPE trained on ``texts``, default :func:`corpus`)
+    with GAR's special tokens and the PerceptionLM chat template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from gar_tool.gar.processing.prompts import prompt_token
+    from gar_tool.testing.checkpoints import CHAT_TEMPLATE
+
+    tok = Tokenizer(models.BPE())
+    # Llama-3's split rule (newline runs are one piece, numbers in groups of three), then bytes.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    gar_tokens = [prompt_token(k) for k in range(PROMPT_SLOTS)] + ["<NO_Prompt>"]
+    # GAR's tokens are special here too, so that no merges are spent on their spelling.
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS) + gar_tokens,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus() if texts is None else texts, trainer)
+    bos = SPECIAL_TOKENS[0]
+    # Like Llama-3 tokenizers, encoding with special tokens prepends BOS (compat="original" relies on it).
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<|eot_id|>",
+                                   pad_token="<|end_of_text|>")
+    fast.add_tokens(gar_tokens, special_tokens=True)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def init_checkpoint(directory: str | Path, *, tile_size: int = 112, max_num_tiles: int = 4,
+                    vision_width: int = 96, vision_depth: int = 3, vision_heads: int = 3,
+                    hidden_size: int = 192, num_layers: int = 4, num_heads: int = 3, num_kv_heads: int = 1,
+                    intermediate_size: int = 512, roi_double_scale: bool = False, seed: int = 0,
+                    tokenizer: Any = None) -> Path:
+    """Write an untrained GAR checkpoint for the shapes world to ``directory`` and return it.
+
+    The PerceptionLM parts get transformers' / timm's default initialisation; the mask patch
+    embedding starts at zero. ``roi_double_scale`` is written to ``config.json`` (``False``: the
+    RoI box is scaled once).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from gar_tool.gar.checkpoint import MASK_EMBED_KEY
+    from gar_tool.testing.checkpoints import build_gar_checkpoint
+
+    out = build_gar_checkpoint(
+        directory, tokenizer=tokenizer if tokenizer is not None else build_tokenizer(),
+        hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        intermediate_size=intermediate_size, vision_width=vision_width, vision_depth=vision_depth,
+        vision_heads=vision_heads, tile_size=tile_size, max_num_tiles=max_num_tiles,
+        prompt_slots=PROMPT_SLOTS, roi_double_scale=roi_double_scale, seed=seed)
+    weights = Path(out) / "model.safetensors"
+    state = load_file(str(weights))
+    state[MASK_EMBED_KEY] = torch.zeros_like(state[MASK_EMBED_KEY])
+    save_file(state, str(weights), metadata={"format": "pt"})
+    return Path(out)
+
+
+__all__ = ["SPECIAL_TOKENS", "PROMPT_SLOTS", "VOCAB_SIZE", "corpus", "build_tokenizer", "init_checkpoint"]
