@@ -9,13 +9,13 @@ it settles on (the planner is asked to end with ``Answer: X``). Registered throu
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from gar_tool.evaluation.letters import parse_letter
 from gar_tool.media.images import load_image
 from gar_tool.regions.forms import coerce_regions
+from gar_tool.regions.refs import map_prompts
 
 from .planner import Planner
 
@@ -45,8 +45,7 @@ class PlannerPredictor:
         stored = self.toolkit.store.put_image(pil)
         regs = coerce_regions(regions, (pil.height, pil.width))
         ids = [self.toolkit.store.put_region(stored.image_id, r).id for r in regs]
-        named = re.sub(r"<Prompt(\d+)>", lambda m: ids[int(m.group(1))] if int(m.group(1)) < len(ids)
-                       else m.group(0), question)
+        named = map_prompts(question, lambda k: ids[k] if k < len(ids) else None)
         result = self.planner.ask(pil, named + _INSTRUCTION)
         tail = result.answer.rsplit("Answer:", 1)[-1]
         letter = parse_letter(tail) or parse_letter(result.answer)

@@ -7,6 +7,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gar_tool.regions.refs import DESCRIBE_INSTRUCTION
+
 REGION_ID = re.compile(r"\br(\d+)\b")
 
 
@@ -50,7 +52,7 @@ class Evidence:
                 self.add_region(r)
         if tool == "gar_describe":
             self.add_region(output["region"])
-            self.gar.append(GARExchange(tool, args.get("instruction") or "Describe this masked region in detail.",
+            self.gar.append(GARExchange(tool, args.get("instruction") or DESCRIBE_INSTRUCTION,
                                         [output["region"]["id"]], output["description"]))
         elif tool == "gar_relate":
             self.gar.append(GARExchange(tool, output["question"], [r["id"] for r in output["regions"]],

@@ -22,6 +22,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, PrivateAttr
 
+#: Files a local chat model needs (each a group of alternatives; weights: safetensors, single or sharded).
+PLANNER_FILES = (("config.json",), ("tokenizer_config.json",), ("tokenizer.json", "tokenizer.model", "vocab.json"))
+PLANNER_EXTRA = ("model-*.safetensors", "generation_config.json", "special_tokens_map.json", "chat_template.jinja",
+                 "merges.txt", "vocab.json", "tokenizer.model", "added_tokens.json")
+
 _HERMES = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 _MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*(\[.*\])", re.S)
 
@@ -132,20 +137,18 @@ class LocalHFChatModel(BaseChatModel):
             return
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from gar_tool.errors import ModelNotFoundError
+        from gar_tool.hub import check_safetensors, loading, resolve_model_dir
         from gar_tool.runtime import pick_device, pick_dtype, quiet_transformers
 
         dev = pick_device(self.device)
-        with quiet_transformers():
-            try:
-                tok = AutoTokenizer.from_pretrained(self.model)
-                lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=pick_dtype(self.dtype, dev),
-                                                          use_safetensors=True)
-            except OSError as exc:
-                raise ModelNotFoundError(
-                    f"planner model {self.model!r} cannot be loaded ({str(exc).splitlines()[0]}); pass a "
-                    "local directory with hf:DIR, or use an API planner (openai:MODEL --planner-base-url URL)"
-                ) from None
+        directory = resolve_model_dir(self.model, PLANNER_FILES, what="planner model", option="--planner hf:DIR "
+                                      "(or use an API planner: openai:MODEL --planner-base-url URL)",
+                                      extra=PLANNER_EXTRA)
+        check_safetensors(directory, "planner model")
+        with quiet_transformers(), loading("planner model", directory):
+            tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+            lm = AutoModelForCausalLM.from_pretrained(str(directory), dtype=pick_dtype(self.dtype, dev),
+                                                      use_safetensors=True, local_files_only=True)
         self._tok, self._lm = tok, lm.to(dev).eval()
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

@@ -1,4 +1,4 @@
-"""A thread-safe LRU cache bounded by entry count and by bytes, plus content keys for tensors.
+"""A thread-safe LRU cache bounded by entry count and by bytes, plus content keys for tensors and images.
 
 Used by the inference engine for preprocessed tiles (per image), vision features (per image and
 region masks) and the KV cache of the shared prompt context (per image, regions and prompt).
@@ -7,18 +7,24 @@ region masks) and the KV cache of the shared prompt context (per image, regions 
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import numpy as np
-import torch
+
+
+def _is_tensor(obj: Any) -> bool:
+    """``isinstance(obj, torch.Tensor)`` without importing torch (no tensor exists before it is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
 
 
 def nbytes(obj: Any) -> int:
     """Bytes held by tensors / arrays inside ``obj`` (tuples, lists and dicts are walked)."""
-    if isinstance(obj, torch.Tensor):
+    if _is_tensor(obj):
         return obj.numel() * obj.element_size()
     if isinstance(obj, np.ndarray):
         return int(obj.nbytes)
@@ -33,7 +39,9 @@ def content_key(*parts: Any) -> str:
     """A sha256 hex key of tensors / arrays / bytes / strings / ints (shape and dtype included)."""
     h = hashlib.sha256()
     for p in parts:
-        if isinstance(p, torch.Tensor):
+        if _is_tensor(p):
+            import torch
+
             t = p.detach().cpu().contiguous()
             h.update(f"{tuple(t.shape)}{t.dtype}".encode())
             h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool
@@ -47,6 +55,28 @@ def content_key(*parts: Any) -> str:
         else:
             h.update(repr(p).encode())
         h.update(b"|")
+    return h.hexdigest()
+
+
+def image_key(image: Any) -> str:
+    """The content key of an image: sha256 hex over ``"{W}x{H}:"`` and its RGB bytes.
+
+    The one image hash of gar_tool: the engine's tile cache, SAM's embedding cache and the session
+    store's ``image_id`` (``"img_" + image_key(img)[:12]``) all use it, so one picture has one key
+    however it arrived (path, bytes, array). ``image``: a ``PIL.Image`` (converted to RGB if needed)
+    or an ``H×W×3`` uint8 array.
+    """
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image_key needs an HxWx3 uint8 array, got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        data = np.ascontiguousarray(image).tobytes()
+    else:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        width, height = rgb.size
+        data = rgb.tobytes()
+    h = hashlib.sha256(f"{width}x{height}:".encode("ascii"))
+    h.update(data)
     return h.hexdigest()
 
 
@@ -108,4 +138,4 @@ class LRUCache:
             self._bytes = 0
 
 
-__all__ = ["LRUCache", "CacheStats", "content_key", "nbytes"]
+__all__ = ["LRUCache", "CacheStats", "content_key", "image_key", "nbytes"]

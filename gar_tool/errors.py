@@ -9,7 +9,8 @@ Hierarchy::
     │   └── ModelNotFoundError    a model path or hub id that cannot be resolved to local files
     └── ModelError (RuntimeError) a checkpoint is present but unusable (bad config, missing weights)
 
-The CLI maps ``InputError`` to exit code 2 and any other ``GARError`` to exit code 1; tool adapters
+The CLI maps ``InputError`` and ``ModelError`` (the model argument names unusable files) to exit
+code 2 and any other ``GARError`` to exit code 1; tool adapters
 turn ``InputError`` into "retry with other arguments" failures the agent can see.
 """
 

@@ -1,4 +1,4 @@
-"""Prompt template files shipped in the ``prompts`` package (judge and planner prompts).
+"""Prompt template files shipped in the ``gar_prompts`` package (the repository folder ``prompts/``) (judge and planner prompts).
 
 A file starts with a header between two ``---`` lines — ``name``, ``variables`` (comma separated,
 the ``str.format`` placeholders the template uses; checked), ``source``/``usage`` notes — and the
@@ -59,10 +59,10 @@ def parse_prompt_file(raw: str, name: str) -> PromptTemplate:
 
 
 def load_prompt(name: str) -> PromptTemplate:
-    """Load ``prompts/{name}.md`` from the installed ``prompts`` package."""
-    res = importlib.resources.files("prompts").joinpath(f"{name}.md")
+    """Load ``prompts/{name}.md`` from the installed ``gar_prompts`` package."""
+    res = importlib.resources.files("gar_prompts").joinpath(f"{name}.md")
     if not res.is_file():
-        raise InputError(f"prompt template {name!r} not found in the prompts package")
+        raise InputError(f"prompt template {name!r} not found in the gar_prompts package")
     return parse_prompt_file(res.read_text(encoding="utf-8"), name)
 
 

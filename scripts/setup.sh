@@ -21,5 +21,5 @@ case "$(uname -m)" in
     *)             TORCH="torch==2.14.1 torchvision==0.29.1" ;;
 esac
 "$VPY" -m pip install --quiet $TORCH
-"$VPY" -m pip install --quiet -e ".[all,test]"
+"$VPY" -m pip install --quiet -e ".[all,ray,test]"
 echo "$WANT" > "$STAMP"

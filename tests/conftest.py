@@ -19,6 +19,33 @@ FIXTURE_CASES = sorted(p.name for p in (FIXTURE / "cases").iterdir()) if (FIXTUR
 GAR_BENCH = SHARED / "data" / "gar-bench"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run tests marked slow (CI, i.e. CI=true, always runs them)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (cold-started subprocesses, ...) run in CI and with --run-slow; the
+    default local run leaves them out and says so."""
+    if config.getoption("--run-slow") or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return
+    slow = [i for i in items if i.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [i for i in items if not i.get_closest_marker("slow")]
+        config.stash[_SLOW_LEFT_OUT] = len(slow)
+
+
+_SLOW_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    n = config.stash.get(_SLOW_LEFT_OUT, 0)
+    if n:
+        terminalreporter.write_line(f"{n} slow test(s) left out of this local run: --run-slow runs them "
+                                    "(CI=true always does)")
+
+
 def need_shared() -> None:
     """The tests read ../shared (fixtures, GAR-Bench data), as CI has it: fail loudly without it."""
     if not FIXTURE_CKPT.is_dir() or not GAR_BENCH.is_dir():

@@ -62,12 +62,12 @@ class LiveServer:
     on a pre-bound 127.0.0.1 socket (no port race). It stops on exit, and by itself after
     ``max_seconds`` whatever happens to the test."""
 
-    def __init__(self, app: Any, max_seconds: float = 180.0) -> None:
+    def __init__(self, app: Any, max_seconds: float = 180.0, port: int = 0) -> None:
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="auto"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_episode_benchmark_tiny_preset_runs():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "episode.py"), "--preset", "tiny",
                           "--new-tokens", "3", "--ks", "1,3"], capture_output=True, text=True, timeout=300,

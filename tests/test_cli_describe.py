@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURE, GAR_BENCH, REPO, need_shared
 from gar_tool.cli import main
+from gar_tool.regions.rle import rle_decode
 from grounding_fixtures import tiny_sam_dir  # noqa: F401  (session fixture)
 
 
@@ -42,20 +44,27 @@ def test_describe_json_on_fixture(capsys, fixture_ckpt):
     out = json.loads(capsys.readouterr().out)
     expected = json.loads((case / "case.json").read_text())["generation"]["generated_ids"]
     assert code == 0 and out["token_ids"] == expected and out["finish_reason"] == "length"
-    assert out["regions"][0]["prompt"] == "<Prompt0>" and out["regions"][0]["area"] == 36599
+    mask = rle_decode(rle)  # the region the CLI reports is the RLE's mask
+    ys, xs = np.nonzero(mask)
+    assert out["regions"][0]["prompt"] == "<Prompt0>" and out["regions"][0]["area"] == int(mask.sum())
+    assert out["regions"][0]["box"] == [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
 
 
-def test_relate_on_gar_bench_image(capsys, fixture_ckpt, bench_item):
+def test_relate_on_gar_bench_image(capsys, fixture_ckpt, gar_default, bench_item):
+    """The CLI answers exactly what the Python API answers for the same inputs."""
     image, item, regions_json = bench_item
     n = len(item["mask_rles"])
     question = "Which is bigger: " + ", ".join(f"<Prompt{i}>" for i in range(n)) + "?"
     code = main(["relate", str(image), question, "--regions-json", str(regions_json),
                  "--model", str(fixture_ckpt), "--max-new-tokens", "3", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and 1 <= len(out["token_ids"]) <= 3 and len(out["regions"]) == n
+    api = gar_default.relate(str(image), item["mask_rles"], question, max_new_tokens=3)
+    assert code == 0 and out["token_ids"] == api.token_ids and out["text"] == api.text
+    assert [r["area"] for r in out["regions"]] == [int(rle_decode(r).sum()) for r in item["mask_rles"]]
     code = main(["describe", str(image), "--region", "box:10,10,120,90", "--model", str(fixture_ckpt),
                  "--max-new-tokens", "2"])
-    assert code == 0 and capsys.readouterr().out.strip() != ""
+    api = gar_default.describe(str(image), {"box": [10, 10, 120, 90]}, max_new_tokens=2)
+    assert code == 0 and capsys.readouterr().out.strip() == api.text
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -79,6 +88,7 @@ def test_bad_input_exits_2_with_one_line(capsys, fixture_ckpt, bench_item, argv,
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_script_runs_out_of_process(fixture_ckpt, bench_item):
     """The installed entry point, as a user runs it (usage errors exit 2 too)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -42,7 +42,7 @@ def live(kit):
 # ------------------------------------------------------------------------------- live server
 def test_sync_client_against_live_server(live, tiny_gar):
     path, rles = bench_item()
-    with GARClient(live.url, timeout=60) as gar:
+    with GARClient(live.url, timeout=60, allowed_roots=[path.parent]) as gar:
         health = gar.health()
         assert health["status"] == "ok" and gar.available_tools() == health["tools"]
         assert gar.gar.prompt_slots == tiny_gar.prompt_slots
@@ -161,7 +161,7 @@ def test_async_client_against_the_asgi_app(tiny_gar):
     app = create_app(kit)
 
     async def go():
-        async with AsyncGARClient("http://gar.test", transport=httpx.ASGITransport(app=app)) as gar:
+        async with AsyncGARClient("http://127.0.0.1:8000", transport=httpx.ASGITransport(app=app)) as gar:
             assert await gar.available_tools() == ["gar_describe", "gar_relate", "gar_measure"]
             image_id = await gar.upload_image(png_bytes(ARR))
             boxes = [[0, 0, 30, 30], [40, 10, 90, 60]]
@@ -209,3 +209,36 @@ def test_planner_over_a_remote_server(live):
     assert all(s.args["image"] == res.image_id for s in res.steps)
     assert "gar_ground" in model.tool_names and res.evidence.gar[0].tool == "gar_relate"
     assert res.overlay_png.startswith(b"\x89PNG")  # regions rebuilt from the client's cache
+
+
+# ------------------------------------------------------------------------------- client-side roots
+def test_client_uploads_only_files_under_its_own_roots(tmp_path, monkeypatch):
+    inside, outside = tmp_path / "pictures", tmp_path / "private"
+    inside.mkdir(), outside.mkdir()
+    secret = outside / "secret.png"
+    secret.write_bytes(png_bytes(ARR))
+    (inside / "ok.png").write_bytes(png_bytes(ARR))
+    (inside / "link.png").symlink_to(secret)
+    uploads: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        uploads.append(request.content)
+        return httpx.Response(200, json={"image_id": "img_0123456789ab", "width": 80, "height": 60})
+
+    monkeypatch.chdir(inside)  # the default root: the working directory when the client is created
+    with GARClient("http://127.0.0.1:8000", transport=httpx.MockTransport(handler)) as gar:
+        assert gar.upload_image("ok.png") == "img_0123456789ab"
+        for ref in (str(secret), "link.png", "../private/secret.png", secret):
+            with pytest.raises(ToolInputError, match="outside this client's allowed directories"):
+                gar.upload_image(ref)
+        with pytest.raises(ToolInputError, match="outside this client's allowed directories"):
+            gar.describe({"image": str(secret), "region": {"box": [1, 1, 5, 5]}})
+        assert gar.upload_image(secret.read_bytes()) == "img_0123456789ab"  # bytes are the caller's choice
+    with GARClient("http://127.0.0.1:8000", transport=httpx.MockTransport(handler), allowed_roots=[outside],
+                   max_upload_bytes=100) as gar:
+        with pytest.raises(ToolInputError, match="more than the limit of 100"):
+            gar.upload_image(secret)
+    with GARClient("http://127.0.0.1:8000", transport=httpx.MockTransport(handler), allowed_roots=[]) as gar:
+        with pytest.raises(ToolInputError, match=r"allowed directories \(none\)"):
+            gar.upload_image("ok.png")
+    assert len(uploads) == 2  # ok.png and the bytes; nothing from outside the roots was sent

@@ -13,7 +13,8 @@ from gar_tool.errors import InputError
 from gar_tool.evaluation.benchmarks import get_benchmark
 from gar_tool.evaluation.chunking import ask_in_chunks, plan_chunks, parse_options, referenced, sub_question
 from gar_tool.evaluation.files import ProgressLog, progress_path
-from gar_tool.evaluation.gar_bench import PROMPT_RE, load_annotations, load_predictions
+from gar_tool.evaluation.gar_bench import load_annotations, load_predictions
+from gar_tool.regions.refs import prompt_refs, renumber
 from gar_tool.evaluation.gar_bench_run import run_gar_bench
 from gar_tool.regions.rle import rle_encode
 
@@ -107,7 +108,7 @@ def test_oversized_items_default_compat_are_chunked(tmp_path):
     stats = run_gar_bench(fake, VQA, GAR_BENCH, tmp_path / "vqa.json", oversized="chunk", show_progress=False)
     assert all(c.n_regions <= fake.prompt_slots for c in fake.calls)
     for c in fake.calls:  # every question only mentions regions it was given
-        assert {int(n) for n in PROMPT_RE.findall(c.question)} <= set(range(c.n_regions))
+        assert set(prompt_refs(c.question)) <= set(range(c.n_regions))
     c = stats.counters
     assert c["oversized"] == len(OVERSIZED) == c["chunked"] + c["unresolved"]
     assert any(f"{c['chunked']} answered in chunks, {c['unresolved']} unresolved" in l for l in stats.lines())
@@ -145,7 +146,7 @@ def _truthful(item):
         to_original = {j: boxes.index(r.box) for j, r in enumerate(regions)}
         for line in question.splitlines():
             if line[:3] in ("A. ", "B. ", "C. ", "D. "):
-                text = PROMPT_RE.sub(lambda m: f"<Prompt{to_original[int(m.group(1))]}>", line[3:])
+                text = renumber(line[3:], to_original)
                 if text == truth:
                     return f"{line[0]}."
         return "A"

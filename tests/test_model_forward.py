@@ -43,14 +43,14 @@ def test_teacher_forced_logits_equal_the_inference_path(gar_original, name):
                                 DecodeOptions(max_new_tokens=steps, ignore_eos=True), keep_logits=True)
     tokens = gen.answers[0].token_ids
     inp = gar_original.inputs(img, regs, question)
-    with torch.no_grad():
-        out = gar_original.model(**forward_batch(gar_original, [inp], [tokens]))
-    start = len(inp.input_ids) - 1  # the last prompt position predicts the first answer token
-    for t in range(steps):
-        torch.testing.assert_close(out.logits[0, start + t], gen.step_logits[t][0], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(out.logits[0, start], exp["last_prompt_logits"], atol=1e-4, rtol=1e-4)
-    # the loss is the mean cross-entropy of the answer tokens, each predicted from the position before it
-    want = torch.nn.functional.cross_entropy(out.logits[0, start:start + steps], torch.tensor(tokens))
+    with torch.no_grad():  # the rows that predict the answer tokens (the full (L, V) logits are ~2 GB here)
+        out = gar_original.model(**forward_batch(gar_original, [inp], [tokens]), labelled_logits_only=True)
+    assert out.logits.shape == (steps, gen.step_logits[0].shape[-1])
+    for t in range(steps):  # row t is at position len(prompt) - 1 + t and predicts answer token t
+        torch.testing.assert_close(out.logits[t], gen.step_logits[t][0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.logits[0], exp["last_prompt_logits"], atol=1e-4, rtol=1e-4)
+    # the loss is the mean cross-entropy of the answer tokens under those logits
+    want = torch.nn.functional.cross_entropy(out.logits, torch.tensor(tokens))
     assert out.loss.item() == pytest.approx(want.item(), rel=1e-5)
 
 

@@ -84,8 +84,9 @@ def test_more_regions_than_slots(gar_original, gar_default):
     vocab = gar_original.processor.vocab
     six = gar_original.processor.tokenizer.convert_tokens_to_ids(vocab.crop_token(6))
     assert int((inp.input_ids == six).sum()) == 256
-    ans = gar_original.relate(_image(), regions, q, max_new_tokens=2)
-    assert len(ans.token_ids) <= 2
+    ans = gar_original.relate(_image(), regions, q, max_new_tokens=2, ignore_eos=True)
+    assert len(ans.token_ids) == 2
+    assert ans.token_ids[0] == int(gar_original.next_token_logits(_image(), regions, q).argmax())
 
 
 def test_modes_give_different_logits(gar_original, gar_default):

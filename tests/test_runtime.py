@@ -98,19 +98,24 @@ def test_untied_bf16_checkpoint(tmp_path):
     lm = gar.model.mllm
     assert lm.lm_head.weight.data_ptr() != lm.get_input_embeddings().weight.data_ptr()
     assert lm.lm_head.weight.dtype == torch.bfloat16
-    ans = gar.relate(IMG2, [R3, {"box": [0, 0, 40, 40]}], "<Prompt0> or <Prompt1>?", max_new_tokens=3)
-    assert 1 <= len(ans.token_ids) <= 3
+    regs, q = [R3, {"box": [0, 0, 40, 40]}], "<Prompt0> or <Prompt1>?"
+    ans = gar.relate(IMG2, regs, q, max_new_tokens=3, ignore_eos=True)
+    assert len(ans.token_ids) == 3 and ans.finish_reason == "length"
+    logits = gar.next_token_logits(IMG2, regs, q)  # the untied head decides the greedy token
+    assert ans.token_ids[0] == int(logits.argmax())
+    tied_logits = lm.get_input_embeddings().weight.float() @ torch.ones(lm.lm_head.weight.shape[1])
+    assert not torch.equal(lm.lm_head.weight.float() @ torch.ones(lm.lm_head.weight.shape[1]), tied_logits)
 
 
 def test_loading_errors(tmp_path, tiny_ckpt):
     with pytest.raises(ModelNotFoundError, match="no such checkpoint directory"):
         GAR.from_pretrained(str(tmp_path / "nope"))
-    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache.*--model DIR"):
+    with pytest.raises(ModelNotFoundError, match="not in the Hugging Face cache.*missing config.json.*local directory: --model DIR"):
         GAR.from_pretrained("someone/not-cached-gar")
     broken = tmp_path / "broken"
     shutil.copytree(tiny_ckpt, broken)
     (broken / "tokenizer.json").unlink()
-    with pytest.raises(ModelNotFoundError, match="missing tokenizer.json"):
+    with pytest.raises(ModelNotFoundError, match="lacks tokenizer.json"):
         GAR.from_pretrained(str(broken))
     notgar = tmp_path / "notgar"
     shutil.copytree(tiny_ckpt, notgar)

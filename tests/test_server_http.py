@@ -28,7 +28,7 @@ PNG = {"content-type": "image/png"}
 
 
 def asgi(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gar.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 def run(coro):

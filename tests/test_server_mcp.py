@@ -4,10 +4,12 @@ one over stdio against ``python -m gar_tool.cli mcp`` with the tiny checkpoints.
 from __future__ import annotations
 
 import base64
+import json
 import io
 import os
 import sys
 import tempfile
+import time
 
 import anyio
 import pytest
@@ -147,7 +149,8 @@ def test_stdio_subprocess(tiny_ckpt, tiny_dino_dir):  # noqa: F811
     params = StdioServerParameters(
         command=sys.executable, cwd=str(REPO),
         args=["-m", "gar_tool.cli", "mcp", "--model", str(tiny_ckpt), "--detector", str(tiny_dino_dir),
-              "--allow-dir", str(path.parent), "--max-new-tokens", "3", "--device", "cpu", "--log-level", "info"],
+              "--allow-dir", str(path.parent), "--max-new-tokens", "3", "--device", "cpu", "--log-level", "info",
+              "--load-wait", "300"],  # calls wait for the models, however slow the machine
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
              **{k: os.environ[k] for k in ("PYTHONPATH", "HF_HOME") if k in os.environ}})
     stray: list = []
@@ -180,3 +183,122 @@ def test_stdio_subprocess(tiny_ckpt, tiny_dino_dir):  # noqa: F811
     assert bad.is_error and "region.box" in bad.content[0].text
     assert not grounded.is_error and grounded.structured_content["regions"][0]["id"].startswith("r")
     assert "Traceback" not in err_text
+
+
+# ------------------------------------------------------------------ start-up while loading, raw protocol
+class RawStdio:
+    """``gar mcp`` as a subprocess spoken to in raw JSON-RPC lines (what a host sends, unvalidated)."""
+
+    def __init__(self, args: list[str]) -> None:
+        import subprocess
+
+        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+               **{k: os.environ[k] for k in ("PYTHONPATH", "HF_HOME", "PATH") if k in os.environ}}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gar_tool.cli", "mcp", *args], cwd=str(REPO),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, text=True)
+        self.next_id = 0
+
+    def request(self, method: str, params: dict | None = None) -> dict:
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, **({"params": params} if params else {})})
+        line = self.proc.stdout.readline()
+        assert line, f"server closed stdout; stderr: {self.proc.stderr.read()[-2000:]}"
+        answer = json.loads(line)
+        assert answer.get("id") == self.next_id, answer
+        return answer
+
+    def send(self, message: dict) -> None:
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> str:
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=60) == 0
+        return self.proc.stderr.read()
+
+
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "1"}}
+
+
+@pytest.mark.slow  # cold-started server subprocesses
+def test_stdio_answers_at_once_while_models_load(tiny_ckpt, tmp_path):
+    """initialize and tools/list are answered while the models are still loading (the load is held
+    at a gate until the test opens it); a call during the load gets a retryable "still loading"
+    error after --load-wait; arguments that are not an object are an isError result at once;
+    once the gate opens, calls succeed. (Start-up time itself: benchmarks/mcp_startup.py.)"""
+    path, rles = bench_item()
+    gate = tmp_path / "gate"
+    hook = tmp_path / "sitecustomize.py"  # holds the server's model load until `gate` exists
+    hook.write_text("import os, time, gar_tool.integrations.serving as s\n"
+                    "orig = s.BackgroundToolkit._run\n"
+                    "def held(self):\n"
+                    "    end = time.monotonic() + 120\n"
+                    f"    while not os.path.exists({str(gate)!r}) and time.monotonic() < end:\n"
+                    "        time.sleep(0.05)\n"
+                    "    orig(self)\n"
+                    "s.BackgroundToolkit._run = held\n")
+    os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    try:
+        srv = RawStdio(["--model", str(tiny_ckpt), "--detector", "none", "--allow-dir", str(path.parent),
+                        "--max-new-tokens", "2", "--device", "cpu", "--load-wait", "0.5"])
+    finally:
+        os.environ["PYTHONPATH"] = os.environ["PYTHONPATH"].split(os.pathsep, 1)[1]
+    init = srv.request("initialize", INIT)
+    srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    tools = srv.request("tools/list")["result"]["tools"]
+    bad = srv.request("tools/call", {"name": "gar_measure", "arguments": [1, 2]})["result"]
+    text = srv.request("tools/call", {"name": "gar_measure", "arguments": "image=x"})["result"]
+    early = srv.request("tools/call", {"name": "gar_measure", "arguments": {"image": str(path),
+                                                                          "regions": [{"rle": rles[0]}]}})
+    assert not gate.exists()  # everything above was answered with the load held
+    gate.write_text("open")
+    deadline = time.monotonic() + 240
+    while True:  # the retryable error says to call again: do so until the models are there
+        done = srv.request("tools/call", {"name": "gar_describe", "arguments": {"image": str(path),
+                                                                                 "region": {"rle": rles[0]}}})
+        if "still loading" not in done["result"]["content"][0]["text"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    err = srv.close()
+    assert init["result"]["serverInfo"]["name"] == "gar-agent"
+    assert [t["name"] for t in tools] == ["gar_describe", "gar_relate", "gar_measure"]
+    assert bad["isError"] is True and "must be a JSON object" in bad["content"][0]["text"] and "array" in bad["content"][0]["text"]
+    assert text["isError"] is True and "got a JSON string" in text["content"][0]["text"]
+    assert early["result"]["isError"] is True and "still loading" in early["result"]["content"][0]["text"]
+    assert done["result"].get("isError") is not True and done["result"]["structuredContent"]["region"]["source"] == "rle"
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow  # cold-started server subprocesses
+def test_stdio_load_failure_is_an_error_result_and_bad_paths_exit_2(tmp_path):
+    import subprocess
+
+    missing = subprocess.run([sys.executable, "-m", "gar_tool.cli", "mcp", "--model", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such checkpoint" in missing.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    srv = RawStdio(["--model", str(broken), "--detector", "none", "--device", "cpu", "--load-wait", "300"])
+    srv.request("initialize", INIT)
+    srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    result = srv.request("tools/call", {"name": "gar_describe", "arguments": {"image": "x", "region": "r1"}})["result"]
+    err = srv.close()
+    assert result["isError"] is True and "could not load its models" in result["content"][0]["text"]
+    assert "lacks tokenizer.json" in result["content"][0]["text"] and "Retrying will not help" in result["content"][0]["text"]
+    assert "Traceback" not in err and "loading the models failed" in err
+
+
+def test_builtin_commands_do_not_import_plugins():
+    """``gar mcp`` starts without importing the planner's LangGraph stack (it must answer fast)."""
+    import subprocess
+
+    from gar_tool.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    assert "ask" in sub.choices and "mcp" in sub.choices  # plugin commands are still there for `gar --help`
+    code = ("import sys\nfrom gar_tool.cli import main\ntry:\n    main(['mcp', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint(sorted(m for m in ('langgraph', 'torch', 'transformers') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == "[]", res.stderr

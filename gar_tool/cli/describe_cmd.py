@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from gar_tool.errors import InputError
+from gar_tool.regions.refs import prompt_token
 
 SPEC_HELP = ("region: mask:PNG | rle:JSON (file or inline COCO RLE) | box:X1,Y1,X2,Y2 | "
              "points:X,Y[;X,Y...] | polygon:X,Y;X,Y;... (pixels, origin top-left)")
@@ -83,7 +84,7 @@ def _emit(args: argparse.Namespace, answer: Any, regions: Any, gar: Any) -> int:
             "prompt_tokens": answer.prompt_tokens,
             "model": gar.name,
             "compat": args.compat,
-            "regions": [{"prompt": f"<Prompt{i}>", "box": list(r.box), "area": r.area, "source": r.source}
+            "regions": [{"prompt": prompt_token(i), "box": list(r.box), "area": r.area, "source": r.source}
                         for i, r in enumerate(regions)],
         }
         json.dump(out, sys.stdout, ensure_ascii=False)

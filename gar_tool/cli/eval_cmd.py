@@ -235,7 +235,7 @@ def _check_data(bench: Benchmark, data: str) -> None:
 def load_gar(model: str, **kwargs: Any) -> Any:
     """``gar_tool.GAR.from_pretrained(model, **kwargs)``, imported only now (torch is heavy)."""
     try:
-        from gar_tool import GAR  # type: ignore[attr-defined]
+        from gar_tool import GAR
     except ImportError as exc:
         raise GARError(f"the GAR runtime (gar_tool.GAR) is not available: {exc}") from None
     return GAR.from_pretrained(model, **kwargs)

@@ -13,6 +13,7 @@ from typing import Any
 
 from gar_tool.cli.argtypes import positive_float as _positive_float
 from gar_tool.cli.server_options import add_network_options, add_toolkit_options
+from gar_tool.limits import limit
 
 
 def register(subparsers: Any) -> None:
@@ -23,28 +24,51 @@ def register(subparsers: Any) -> None:
                     "/v1/relate, /v1/ground, /v1/measure, /v1/images (upload); GET /health; docs at /docs.")
     add_network_options(p)
     add_toolkit_options(p)
-    p.add_argument("--max-request-mb", type=_positive_float, default=40.0, metavar="N",
-                   help="largest request body in MiB (default 40; a 25 MiB image as base64 is ~34)")
+    p.add_argument("--max-request-mb", type=_positive_float, default=limit("request_bytes") / (1 << 20), metavar="N",
+                   help=f"largest request body in MiB (default {limit('request_bytes') >> 20}; a 25 MiB image as "
+                        "base64 is ~34)")
+    p.add_argument("--body-timeout", type=_positive_float, default=float(limit("body_read_seconds")), metavar="S",
+                   help=f"seconds a client has to send its request body, else 408 (default "
+                        f"{limit('body_read_seconds')}); bodies are read before a --max-concurrency slot is taken")
     p.add_argument("--retry-after", type=int, default=1, metavar="S",
                    help="Retry-After seconds of a 429 answer when --max-concurrency is reached (default 1)")
+    ray = p.add_argument_group("Ray Serve (pip install 'gar-agent[ray]'; see gar_tool.integrations.ray.serve_app)")
+    ray.add_argument("--ray", action="store_true",
+                     help="serve on Ray Serve: GAR, grounding, session store and HTTP front as separate deployments")
+    ray.add_argument("--ray-config", default=None, metavar="FILE",
+                     help="a Ray Serve config file (as for 'serve run'): models, replicas, GPUs, autoscaling; "
+                          "replaces the model, input and batching options above")
+    ray.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="an existing Ray cluster ('auto', ray://HOST:10001); default: start a local Ray")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gar_tool.errors import InputError
-    from gar_tool.cli.server_options import setup_logging, toolkit_from_args
+
+    if args.ray or args.ray_config:
+        from gar_tool.integrations.ray.launch import run_serve
+
+        return run_serve(args)
+    from gar_tool.cli.server_options import allowed_hosts, setup_logging, toolkit_from_args
     from gar_tool.integrations.serving import close_toolkit
 
     if args.retry_after < 1:
         raise InputError(f"--retry-after must be >= 1 second, got {args.retry_after}")
     setup_logging(args.log_level)
     toolkit, names = toolkit_from_args(args)
-    logging.getLogger("gar_tool.integrations.http.server").info("serving %s", ", ".join(toolkit.available_tools()))
+    log = logging.getLogger("gar_tool.integrations.http.server")
+    log.info("serving %s", ", ".join(toolkit.available_tools()))
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        log.warning("listening on every interface, but only requests for %s are answered (DNS-rebinding "
+                    "protection); add --allow-host NAME for each name clients use", ", ".join(allowed_hosts(args)))
     try:
         from gar_tool.integrations.http.server import create_app, serve
 
         app = create_app(toolkit, max_request_bytes=int(args.max_request_mb * (1 << 20)),
-                         max_concurrency=args.max_concurrency, retry_after=args.retry_after, model_names=names)
+                         max_concurrency=args.max_concurrency, retry_after=args.retry_after, model_names=names,
+                         allowed_hosts=allowed_hosts(args), allowed_origins=args.allow_origin or (),
+                         body_timeout=args.body_timeout)
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         close_toolkit(toolkit)

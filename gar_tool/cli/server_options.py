@@ -15,7 +15,9 @@ from typing import Any, Iterator
 
 from gar_tool.cli.argtypes import non_negative as _non_negative
 from gar_tool.cli.argtypes import port as _port
+from gar_tool.cli.argtypes import positive_float as _positive_float
 from gar_tool.cli.argtypes import positive_int as _positive_int
+from gar_tool.limits import limit
 
 DEFAULT_MODEL_TEXT = "HaochenWang/GAR-1B"  # gar_tool.gar.predictor.DEFAULT_MODEL (importing it loads torch)
 
@@ -24,6 +26,12 @@ def add_network_options(p: argparse.ArgumentParser, port: int = 8000) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1; 0.0.0.0 exposes the server to the network)")
     p.add_argument("--port", type=_port, default=port, help=f"TCP port (default {port})")
+    p.add_argument("--allow-host", action="append", default=None, metavar="NAME",
+                   help="a Host name clients may use (repeatable; default: localhost, 127.0.0.1, ::1 and --host); "
+                        "other Host headers are refused (DNS-rebinding protection); '*' allows any")
+    p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                   help="a web origin (https://app.example) whose pages may call the server from a browser, with "
+                        "CORS headers (repeatable; default none: cross-origin browser requests are refused)")
 
 
 def add_toolkit_options(p: argparse.ArgumentParser, log_level: str = "info") -> None:
@@ -45,6 +53,11 @@ def add_toolkit_options(p: argparse.ArgumentParser, log_level: str = "info") -> 
                    help="image paths must lie under DIR (repeatable; default: the working directory)")
     p.add_argument("--allow-urls", action="store_true",
                    help="let the tools fetch http(s) image URLs (public addresses only)")
+    p.add_argument("--max-image-pixels", type=_positive_int, default=limit("image_pixels"), metavar="N",
+                   help=f"largest image accepted, width x height, read from the file header before decoding "
+                        f"(default {limit('image_pixels')})")
+    p.add_argument("--max-image-mb", type=_positive_float, default=limit("image_bytes") / (1 << 20), metavar="N",
+                   help=f"largest encoded image accepted in MiB (default {limit('image_bytes') >> 20})")
     p.add_argument("--max-batch", type=_positive_int, default=8,
                    help="most concurrent GAR requests run as one batch (default 8)")
     p.add_argument("--batch-wait-ms", type=_non_negative, default=10.0,
@@ -60,11 +73,19 @@ def toolkit_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str | No
     from gar_tool.grounding.defaults import DEFAULT_DETECTOR
     from gar_tool.integrations.serving import image_inputs, load_toolkit
 
-    inputs = image_inputs(args.allow_dir, args.allow_urls)  # bad --allow-dir fails before models load
+    inputs = image_inputs(args.allow_dir, args.allow_urls,  # bad --allow-dir fails before models load
+                          max_pixels=args.max_image_pixels, max_bytes=int(args.max_image_mb * (1 << 20)))
     return load_toolkit(args.model or DEFAULT_MODEL_TEXT, args.detector or DEFAULT_DETECTOR, args.segmenter,
                         device=args.device, dtype=args.dtype, compat=args.compat, inputs=inputs,
                         max_new_tokens=args.max_new_tokens, max_batch=args.max_batch,
                         max_wait=args.batch_wait_ms / 1000.0)
+
+
+def allowed_hosts(args: argparse.Namespace) -> list[str]:
+    """``--allow-host`` values, else the loopback names and ``--host``."""
+    from gar_tool.integrations.http.guards import default_hosts
+
+    return list(args.allow_host) if args.allow_host else default_hosts(args.host)
 
 
 def setup_logging(level: str) -> None:
@@ -94,5 +115,5 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-__all__ = ["add_network_options", "add_toolkit_options", "toolkit_from_args", "setup_logging",
+__all__ = ["add_network_options", "add_toolkit_options", "toolkit_from_args", "allowed_hosts", "setup_logging",
            "stdout_to_stderr"]

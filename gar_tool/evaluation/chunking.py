@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from gar_tool.errors import InputError
-from gar_tool.evaluation.gar_bench import PROMPT_RE, vqa_question
+from gar_tool.evaluation.gar_bench import vqa_question
+from gar_tool.regions.refs import prompt_refs, renumber
 from gar_tool.evaluation.letters import choice_letter, parse_letter
 
 _LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -44,7 +45,7 @@ class Option:
 
 def referenced(text: str) -> frozenset[int]:
     """Prompt numbers ``N`` of the ``<PromptN>`` tags in ``text``."""
-    return frozenset(int(n) for n in PROMPT_RE.findall(text))
+    return frozenset(prompt_refs(text))
 
 
 def parse_options(choices: Sequence[str]) -> list[Option]:
@@ -90,12 +91,9 @@ def sub_question(stem: str, chunk: Sequence[Option]) -> tuple[str, list[int], li
     ids = sorted(referenced(stem).union(*(o.prompts for o in chunk)))
     new = {old: j for j, old in enumerate(ids)}
 
-    def renumber(text: str) -> str:
-        return PROMPT_RE.sub(lambda m: f"<Prompt{new[int(m.group(1))]}>", text)
-
     labels = list(_LABELS[:len(chunk)])
-    choices = [f"{label}. {renumber(o.body)}" for label, o in zip(labels, chunk)]
-    return vqa_question(renumber(stem), choices), ids, choices
+    choices = [f"{label}. {renumber(o.body, new)}" for label, o in zip(labels, chunk)]
+    return vqa_question(renumber(stem, new), choices), ids, choices
 
 
 @dataclass

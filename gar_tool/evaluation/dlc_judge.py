@@ -95,7 +95,7 @@ def score_object(questions: Sequence[dict[str, Any]], replies: Sequence[str]) ->
         idx = parse_choice_reply(reply, [c for c, _ in q["choices"]])
         value = q["choices"][idx][1] if idx is not None else 0
         if q["type"] == "recognition":
-            recognition = {"correct": True, "incorrect": False}.get(value)
+            recognition = {"correct": True, "incorrect": False}.get(str(value)) if isinstance(value, str) else None
         elif q["type"] in ("positive", "negative"):
             if recognition is False:
                 value = min(0, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,7 +40,7 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 4
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _create_temp(p)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=indent, ensure_ascii=False)
@@ -51,6 +51,19 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 4
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    """A new file beside ``target`` (``O_EXCL``, random name) created with mode ``0o666`` so the
+    process umask decides its permissions, as for any file the user writes (``tempfile.mkstemp``
+    would make the finished output ``0600``)."""
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {str(target)!r}")
 
 
 class ProgressLog:

@@ -17,7 +17,6 @@ matched to annotations by their ``image`` field, which is unique within each ann
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +25,6 @@ from gar_tool.evaluation.benchmarks import Benchmark, Kind
 from gar_tool.evaluation.files import read_json
 
 #: ``<PromptN>`` references in a question or option.
-PROMPT_RE = re.compile(r"<Prompt(\d+)>")
 
 #: Question of the detailed-caption task (``--mode detailed`` of the original inference script).
 DETAILED_QUESTION = "Describe <Prompt0> in detail, including the relationship with <Prompt1>."
@@ -42,7 +40,7 @@ ANNOTATION_FIELDS: dict[Kind, dict[str, type]] = {
                          "predicate_name": str},
 }
 
-_JSON_TYPE = {str: "a string", list: "a list", dict: "an object"}
+_JSON_TYPE: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
 
 
 def vqa_question(question: str, choices: Sequence[str]) -> str:
@@ -164,6 +162,6 @@ def _match(preds: list[dict], annotations: Sequence[dict], name: str, bench: Ben
 
 
 __all__ = [
-    "PROMPT_RE", "DETAILED_QUESTION", "VQA_INSTRUCTION", "ANNOTATION_FIELDS", "vqa_question",
+    "DETAILED_QUESTION", "VQA_INSTRUCTION", "ANNOTATION_FIELDS", "vqa_question",
     "build_question", "check_item", "load_annotations", "load_predictions",
 ]

@@ -20,6 +20,7 @@ from gar_tool.evaluation.benchmarks import Benchmark
 from gar_tool.evaluation.files import atomic_write_json, open_run_log
 from gar_tool.evaluation.judge import ChatJudge, PromptTemplate, load_prompt
 from gar_tool.evaluation.progress import progress_bar
+from gar_tool.regions.refs import prompt_token
 
 #: Prompt file per caption task.
 PROMPT_NAMES = {"caption-simple": "judge_gar_bench_caption_simple",
@@ -56,8 +57,8 @@ def caption_content(item: dict[str, Any], template: PromptTemplate, data_dir: Pa
     parts = [text_part("\n1. The original image:\n"), image_part(png_data_url(pixels))]
     for k, rle in enumerate(item["mask_rles"]):
         crop, crop_mask = focal_crops(pixels, rle_decode(rle))
-        parts += [text_part(f"\n{2 * k + 2}. <Prompt{k}>:\n"), image_part(crop),
-                  text_part(f"\n{2 * k + 3}. The mask of <Prompt{k}>:\n"), image_part(crop_mask)]
+        parts += [text_part(f"\n{2 * k + 2}. {prompt_token(k)}:\n"), image_part(crop),
+                  text_part(f"\n{2 * k + 3}. The mask of {prompt_token(k)}:\n"), image_part(crop_mask)]
     parts.append(text_part(prompt))
     return parts
 

@@ -30,12 +30,10 @@ def open_rgb(path: str | Path) -> np.ndarray:
     Benchmark masks refer to the stored pixel grid (the original scripts use ``Image.open`` and
     never transpose), so the image must not be rotated here.
     """
-    p = Path(path)
-    try:
-        with Image.open(p) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"image {str(p)!r} cannot be read ({exc})") from None
+    from gar_tool.media.images import decode_bytes, read_file
+
+    p = Path(path)  # the same limits, checked before decoding, as every other image gar_tool reads
+    return np.asarray(decode_bytes(read_file(p, "image file"), f"image {str(p)!r}", exif=False))
 
 
 def focal_crop_bounds(mask: np.ndarray, min_box: int = MIN_BOX) -> tuple[slice, slice]:

@@ -114,29 +114,42 @@ class MicroBatcher(GARFrontMixin):
         live = [j for j in batch if j.future.set_running_or_notify_cancel()]
         if not live:
             return
-        try:
-            answers = self.gar.answer([j.request for j in live], live[0].opts)
-            self.batches_run += 1
-        except GARError as exc:
-            if len(live) == 1:
-                live[0].future.set_exception(exc)
-                return
-            for j in live:  # isolate the failing request
-                self._execute_one(j)
-            return
-        except Exception as exc:  # model failure: every request of the batch learns about it
-            for j in live:
-                j.future.set_exception(exc)
-            return
-        for j, a in zip(live, answers):
-            j.future.set_result(a)
+        results, calls = answer_each(self.gar, [j.request for j in live], live[0].opts)
+        self.batches_run += calls
+        for j, res in zip(live, results):
+            if isinstance(res, BaseException):
+                j.future.set_exception(res)
+            else:
+                j.future.set_result(res)
 
-    def _execute_one(self, job: _Job) -> None:
+
+def answer_each(gar: GARBackend, requests: Sequence[GARRequest],
+                options: DecodeOptions) -> tuple[list[GARAnswer | Exception], int]:
+    """Answer ``requests`` as one batch on ``gar``: ``(per request its answer or the exception that
+    is its own, how many ``answer`` calls succeeded)``.
+
+    A batch that fails with a :class:`~gar_tool.errors.GARError` (one request's fault, e.g. its
+    prompt) is re-run request by request, so the failure stays with that request; any other
+    failure (the model itself) is every request's. Used by :class:`MicroBatcher` and by batching
+    front ends elsewhere (the Ray Serve deployment), so all isolate failures the same way.
+    """
+    reqs = list(requests)
+    try:
+        return list(gar.answer(reqs, options)), 1
+    except GARError as exc:
+        if len(reqs) == 1:
+            return [exc], 0
+    except Exception as exc:  # model failure: every request of the batch learns about it
+        return [exc] * len(reqs), 0
+    out: list[GARAnswer | Exception] = []
+    for r in reqs:  # isolate the failing request
         try:
-            job.future.set_result(self.gar.answer([job.request], job.opts)[0])
-            self.batches_run += 1
+            out.append(gar.answer([r], options)[0])
         except Exception as exc:
-            job.future.set_exception(exc)
+            out.append(exc)
+    return out, sum(not isinstance(a, Exception) for a in out)
 
 
-__all__ = ["MicroBatcher"]
+
+
+__all__ = ["MicroBatcher", "answer_each"]

@@ -10,13 +10,14 @@ mapped away; the GAR-specific conv is read from the same safetensors. No remote 
 from __future__ import annotations
 
 import os
+from typing import Any
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from gar_tool.errors import ModelError
-from gar_tool.hub import read_config, read_tensor, resolve_checkpoint
+from gar_tool.hub import check_safetensors, loading, read_config, read_tensor, resolve_checkpoint
 from gar_tool.runtime import pick_device, pick_dtype, quiet_transformers
 from gar_tool.gar.modeling import GARModel, GARSettings
 from gar_tool.gar.processing import GARProcessor
@@ -34,19 +35,19 @@ def load_gar_model(model: str | os.PathLike, *, device=None, dtype=None,
     cfg = read_config(directory)
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
-    processor = GARProcessor.from_pretrained(directory, cfg)
+    check_safetensors(directory, "GAR model")
+    with loading("GAR tokenizer / processor", directory):
+        processor = GARProcessor.from_pretrained(directory, cfg)
     try:
         plm_config = PerceptionLMConfig(**cfg["mllm_config"])
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"config.json: invalid mllm_config ({exc})") from None
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with quiet_transformers():
-        try:
+        with loading("GAR model (PerceptionLM weights)", directory):
             mllm = PerceptionLMForConditionalGeneration.from_pretrained(
                 str(directory), config=plm_config, key_mapping={r"^mllm\.": ""}, dtype=dt,
                 use_safetensors=True, **kwargs)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"cannot load the PerceptionLM weights from {directory}: {exc}") from None
     weight = read_tensor(directory, MASK_EMBED_KEY)
     conv = _mask_conv(weight, cfg, mllm)
     geo = processor.geometry
@@ -80,7 +81,7 @@ def _mask_conv(weight: torch.Tensor, cfg: dict, mllm: nn.Module) -> nn.Conv2d:
     want = cfg.get("kernel_size")
     if want is not None and list(want) != [kh, kw]:
         raise ModelError(f"config kernel_size {want} does not match {MASK_EMBED_KEY} {tuple(weight.shape)}")
-    width = mllm.model.vision_tower.timm_model.embed_dim
+    width = mllm.model.vision_tower.timm_model.embed_dim  # type: ignore[union-attr]
     if out_ch != width:
         raise ModelError(f"{MASK_EMBED_KEY} has {out_ch} output channels, the vision tower is {width} wide")
     conv = nn.Conv2d(in_ch, out_ch, kernel_size=(kh, kw), stride=(kh, kw), bias=False)

@@ -23,10 +23,10 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 
 from gar_tool.cache import LRUCache, content_key
+from gar_tool.cache import image_key as gar_image_key
 from gar_tool.gar.generation import DecodeOptions, DecodeResult, decode, positions_from_mask
 from gar_tool.gar.processing import GARInputs, GARProcessor
 from gar_tool.gar.protocol import GARRequest
@@ -87,7 +87,7 @@ class InferenceEngine:
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, sample: GARRequest) -> _Prepared:
         pil = sample.image
-        image_key = content_key(np.asarray(pil), "rgb")
+        image_key = gar_image_key(pil)
         tiles = self.tiles.get(image_key)
         if tiles is None:
             tiles = self.processor.tile_image(pil)

@@ -73,7 +73,7 @@ def decode(model: GARModel, inputs_embeds: torch.Tensor, attention_mask: torch.T
     stop = torch.tensor(sorted(stop_ids) if not opts.ignore_eos else [], dtype=torch.long, device=device)
     steps = 0
     kept: list[torch.Tensor] = []
-    embed = model.mllm.get_input_embeddings()
+    embed: Any = model.mllm.get_input_embeddings()
     for step in range(opts.max_new_tokens):
         if keep_logits:
             kept.append(logits.detach().float().cpu())

@@ -101,6 +101,10 @@ class GARModel(nn.Module):
     ``state_dict()`` keys are the released layout (``mllm.*`` and ``mask_patch_embedding.weight``).
     """
 
+    #: the stock ``transformers.PerceptionLMForConditionalGeneration`` (typed ``Any``: its
+    #: submodules are reached by attribute, which nn.Module's typing cannot follow).
+    mllm: Any
+
     def __init__(self, mllm: nn.Module, mask_patch_embedding: nn.Conv2d, settings: GARSettings) -> None:
         super().__init__()
         self.mllm = mllm
@@ -114,7 +118,7 @@ class GARModel(nn.Module):
             patch_embed.proj = MaskedPatchProjection(patch_embed.proj, mask_patch_embedding)
 
     @property
-    def vision_model(self) -> nn.Module:
+    def vision_model(self) -> Any:
         """The timm vision transformer inside PerceptionLM's vision tower."""
         return self.mllm.model.vision_tower.timm_model
 

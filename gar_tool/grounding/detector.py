@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from typing import Any, Sequence
 
 import torch
@@ -59,6 +60,9 @@ class GroundingDetector:
         self.device = device
         self.dtype = dtype
         self.nms_iou = nms_iou
+        # A fast tokenizer's Rust object is re-configured (truncation / padding) on every call and
+        # fails with "Already borrowed" when two threads call it at once: calls take this lock.
+        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, detector: str | os.PathLike = DEFAULT_DETECTOR, segmenter: Any = None,
@@ -129,8 +133,7 @@ class GroundingDetector:
         ``image`` is an RGB PIL image; ``phrases`` is already parsed (``phrase_ids`` index it).
         """
         size = (image.height, image.width)
-        tokenizer = self.processor.tokenizer
-        chunks = chunk_phrases(phrases, lambda text: len(tokenizer(text)["input_ids"]), self.max_text_len)
+        chunks = chunk_phrases(phrases, lambda text: len(self._tokenize(text)["input_ids"]), self.max_text_len)
         pixels = self.processor.image_processor(images=image, return_tensors="pt")
         pixels = {k: v.to(self.device, self.dtype if v.is_floating_point() else v.dtype) for k, v in pixels.items()}
         parts, first = [], 0
@@ -142,14 +145,17 @@ class GroundingDetector:
     def _detect_chunk(self, pixels: dict[str, torch.Tensor], chunk: list[str], first: int,
                       size: tuple[int, int], box_threshold: float, text_threshold: float) -> Detections:
         text, spans = build_prompt(chunk)
-        enc = self.processor.tokenizer(text, return_tensors="pt", return_offsets_mapping=True,
-                                       return_token_type_ids=True)
+        enc = self._tokenize(text, return_tensors="pt", return_offsets_mapping=True, return_token_type_ids=True)
         offsets = enc.pop("offset_mapping")[0].tolist()  # (L, 2) character range of each token
         owner = token_phrase_index(offsets, spans, first_phrase=first)
         with torch.inference_mode():
             out = self.model(**pixels, **{k: v.to(self.device) for k, v in enc.items()})
         # logits (1, Q, max_text_len), pred_boxes (1, Q, 4) relative cxcywh
         return decode_detections(out.logits[0], out.pred_boxes[0], owner, size, box_threshold, text_threshold)
+
+    def _tokenize(self, text: str, **kwargs: Any) -> Any:
+        with self._tokenizer_lock:
+            return self.processor.tokenizer(text, **kwargs)
 
     def _regions(self, image: Any, det: Detections, phrases: list[str]) -> Regions:
         size = (image.height, image.width)

@@ -19,6 +19,7 @@ import re
 from typing import Callable, Sequence
 
 from gar_tool.errors import InputError
+from gar_tool.limits import limit
 
 #: Characters Grounding DINO's text encoder treats as phrase boundaries (its special tokens, besides
 #: [CLS] / [SEP], are the tokens of "." and "?"). A phrase therefore cannot contain them.
@@ -35,11 +36,21 @@ def parse_phrases(phrases: str | Sequence[str]) -> list[str]:
     ``.`` or ``?``. Whitespace is stripped and runs of spaces collapsed; duplicates (compared
     case-insensitively, as the model lower-cases its text) are dropped.
 
-    Raises ``InputError`` when no phrase remains or an item is not a string.
+    Bounds (:mod:`gar_tool.limits`, checked before any other work): at most ``phrases_per_call``
+    phrases of at most ``phrase_chars`` characters each (a string longer than both together allow
+    is refused before it is split).
+
+    Raises ``InputError`` when no phrase remains, an item is not a string or a bound is passed.
     """
+    max_phrases, max_chars = limit("phrases_per_call"), limit("phrase_chars")
     if isinstance(phrases, str):
+        if len(phrases) > max_phrases * (max_chars + 2):
+            raise InputError(f"the phrase text is {len(phrases)} characters long, more than {max_phrases} phrases "
+                             f"of {max_chars} characters (the phrases_per_call and phrase_chars limits) can be")
         pieces = _SPLIT.split(phrases)
     elif isinstance(phrases, Sequence) and not isinstance(phrases, (bytes, bytearray)):
+        if len(phrases) > max_phrases:
+            raise InputError(f"{len(phrases)} phrases given, more than the phrases_per_call limit of {max_phrases}")
         pieces = []
         for i, item in enumerate(phrases):
             if not isinstance(item, str):
@@ -56,9 +67,14 @@ def parse_phrases(phrases: str | Sequence[str]) -> list[str]:
     seen: set[str] = set()
     for piece in pieces:
         phrase = " ".join(piece.split())
+        if len(phrase) > max_chars:
+            raise InputError(f"phrase {phrase[:40]!r}... is {len(phrase)} characters long, more than the "
+                             f"phrase_chars limit of {max_chars}")
         if phrase and phrase.lower() not in seen:
             seen.add(phrase.lower())
             out.append(phrase)
+    if len(out) > max_phrases:
+        raise InputError(f"{len(out)} phrases given, more than the phrases_per_call limit of {max_phrases}")
     if not out:
         raise InputError(f"no phrase to ground in {phrases!r}: expected text like 'a dog. a ball.' "
                          "or a list such as ['a dog', 'a ball']")

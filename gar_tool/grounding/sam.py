@@ -13,17 +13,18 @@ adds its own half-pixel shift), rescaled to the resolution SAM's processor resiz
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from collections import OrderedDict
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from gar_tool.cache import LRUCache, image_key, nbytes
 from gar_tool.errors import RegionError
+from gar_tool.limits import limit
 from gar_tool.media.images import ImageLike, load_image
 from gar_tool.regions.region import Region, Regions, validate_box
 from gar_tool.grounding.defaults import DEFAULT_SEGMENTER
@@ -56,22 +57,20 @@ class _ImageState:
     reshaped_size: tuple[int, int]  # (h, w) the processor resized it to (before padding)
 
 
-def image_key(image: Any) -> str:
-    """Content hash of an RGB PIL image (size + pixels): the embedding cache key."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{image.width}x{image.height}:{image.mode}".encode())
-    h.update(np.asarray(image).tobytes())
-    return h.hexdigest()
-
-
 class SamSegmenter:
     """Box / point prompts → masks with a transformers SAM checkpoint.
 
     Build with :meth:`from_pretrained`. ``segment`` returns one :class:`Region` per prompt, in
-    prompt order, ``source="sam"`` and ``score`` = SAM's predicted IoU of the chosen mask (clipped
-    to ``[0, 1]``). A prompt whose mask comes out empty falls back to the box's rectangle
-    (``source="box-rect"``) or to discs around the positive points (``source="points-disc"``),
-    with ``score=None``.
+    prompt order, ``source="sam"`` and ``score=None``: a region's ``score`` is a *detector's*
+    confidence, which SAM is not; SAM's own predicted IoU of each chosen mask (clipped to
+    ``[0, 1]``) comes from :meth:`segment_with_scores`. A prompt whose mask comes out empty falls
+    back to the box's rectangle (``source="box-rect"``) or to discs around the positive points
+    (``source="points-disc"``).
+
+    Thread-safe: concurrent ``segment`` calls (``gar serve`` runs tool calls in worker threads)
+    share one image-embedding cache (:class:`gar_tool.cache.LRUCache`, keyed by
+    :func:`gar_tool.cache.image_key`); an image being embedded by one thread is waited for, not
+    embedded again, by the others.
     """
 
     def __init__(self, model: Any, processor: Any, *, device: torch.device, dtype: torch.dtype,
@@ -84,7 +83,10 @@ class SamSegmenter:
         self.dtype = dtype
         self.cache_size = cache_size
         self.prompt_batch_size = prompt_batch_size
-        self._cache: OrderedDict[str, _ImageState] = OrderedDict()
+        self._cache = LRUCache(max_bytes=1 << 62, max_items=cache_size,
+                               size_of=lambda state: nbytes(state.embeddings))
+        self._pending: dict[str, threading.Lock] = {}  # image key -> lock held while it is embedded
+        self._pending_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike = DEFAULT_SEGMENTER, device: str | torch.device | None = None,
@@ -117,22 +119,35 @@ class SamSegmenter:
         key = image_key(img)
         state = self._cache.get(key)
         if state is not None:
-            self._cache.move_to_end(key)
             return state
+        with self._pending_lock:
+            lock = self._pending.setdefault(key, threading.Lock())
+        with lock:  # one thread embeds an image; the others wait and read the cache
+            state = self._cache.get(key)
+            if state is None:
+                state = self._embed(img)
+                self._cache.put(key, state)
+        with self._pending_lock:
+            self._pending.pop(key, None)
+        return state
+
+    def _embed(self, img: Any) -> _ImageState:
         enc = self.processor(images=img, return_tensors="pt")
         pixels = enc["pixel_values"].to(self.device, self.dtype)  # (1, 3, S, S) resized + padded
         with torch.inference_mode():
             emb = self.model.get_image_embeddings(pixels)  # (1, C, S/patch, S/patch)
-        state = _ImageState(emb, tuple(int(v) for v in enc["original_sizes"][0]),  # type: ignore[arg-type]
-                            tuple(int(v) for v in enc["reshaped_input_sizes"][0]))  # type: ignore[arg-type]
-        self._cache[key] = state
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return state
+        return _ImageState(emb, tuple(int(v) for v in enc["original_sizes"][0]),  # type: ignore[arg-type]
+                           tuple(int(v) for v in enc["reshaped_input_sizes"][0]))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ prompts → masks
     def segment(self, image: ImageLike, boxes: Any = None, points: Any = None, point_labels: Any = None,
                 *, multimask: bool | str = "auto") -> Regions:
+        """Masks for ``N`` prompts on one image (see :meth:`segment_with_scores`; ``score`` is None)."""
+        return self.segment_with_scores(image, boxes, points, point_labels, multimask=multimask)[0]
+
+    def segment_with_scores(self, image: ImageLike, boxes: Any = None, points: Any = None,
+                            point_labels: Any = None, *, multimask: bool | str = "auto"
+                            ) -> tuple[Regions, list[float | None]]:
         """Masks for ``N`` prompts on one image.
 
         Args:
@@ -148,7 +163,8 @@ class SamSegmenter:
                 authors recommend; ``True`` / ``False`` force one mode for every prompt.
 
         Returns:
-            :class:`Regions` of length ``N`` in prompt order (see the class docstring).
+            ``(regions, ious)``: :class:`Regions` of length ``N`` in prompt order (see the class
+            docstring) and SAM's predicted IoU of each mask (None where a fallback was used).
         """
         img = load_image(image)
         size = (img.height, img.width)
@@ -165,7 +181,9 @@ class SamSegmenter:
                 batch_masks, batch_ious = self._decode(state, [prompts[i] for i in batch], flag)
                 for i, m, s in zip(batch, batch_masks, batch_ious):
                     masks[i], ious[i] = m, s
-        return Regions(_to_region(p, m, s, size) for p, m, s in zip(prompts, masks, ious))
+        regions = [_to_region(p, m, size) for p, m in zip(prompts, masks)]
+        scores = [float(s) if r.source == "sam" else None for r, s in zip(regions, ious)]
+        return Regions(regions), scores
 
     def _decode(self, state: _ImageState, prompts: list[_Prompt], multimask: bool
                 ) -> tuple[list[np.ndarray], list[float]]:
@@ -206,9 +224,9 @@ def _wants_multimask(prompt: _Prompt, mode: bool | str) -> bool:
     return prompt.box is None and prompt.points is not None and len(prompt.points) == 1
 
 
-def _to_region(prompt: _Prompt, mask: np.ndarray | None, score: float, size: tuple[int, int]) -> Region:
+def _to_region(prompt: _Prompt, mask: np.ndarray | None, size: tuple[int, int]) -> Region:
     if mask is not None and mask.any():
-        return Region(mask, score=float(score), source="sam")
+        return Region(mask, source="sam")
     if prompt.box is not None:  # empty SAM mask: keep the user's intent, flagged as unrefined
         return Region.from_box(prompt.box, size)
     return Region.from_points(prompt.points or [], size, prompt.labels)
@@ -252,6 +270,9 @@ def _normalize_prompts(boxes: Any, points: Any, point_labels: Any, size: tuple[i
             if not region_pts or not all(hasattr(p, "__len__") and len(p) == 2 for p in region_pts):
                 raise RegionError(f"points[{i}] must be a non-empty list of [x, y] points (points holds one list "
                                   f"per region: [[[x, y], ...], ...]), got {region_pts!r}")
+            if len(region_pts) > limit("points_per_region"):
+                raise RegionError(f"points[{i}] has {len(region_pts)} points, more than the points_per_region "
+                                  f"limit of {limit('points_per_region')}")
             pts = [tuple(_numbers(p, f"points[{i}]")) for p in region_pts]
             for x, y in pts:
                 if not (0 <= x < w and 0 <= y < h):
@@ -298,4 +319,4 @@ def load_segmenter(spec: Any, device: str | torch.device | None = None,
     return SamSegmenter.from_pretrained(text, device=device, dtype=dtype)
 
 
-__all__ = ["DEFAULT_SEGMENTER", "SamSegmenter", "load_segmenter", "image_key"]
+__all__ = ["DEFAULT_SEGMENTER", "SamSegmenter", "load_segmenter"]

@@ -4,6 +4,8 @@
   calls go through a :class:`~gar_tool.gar.batching.MicroBatcher` (concurrent requests share batches);
 * :func:`with_batcher` — the same for a toolkit built elsewhere;
 * :func:`component_names` — which models serve which tool (health / status output);
+* :class:`BackgroundToolkit` — a toolkit loading in a worker thread while the server already
+  answers (``gar mcp`` answers ``initialize`` and ``tools/list`` at once);
 * :func:`agent_error_text` — the one-line text an agent reads for a failed call.
 
 Nothing here imports FastAPI, uvicorn or the MCP SDK; torch is imported only when models load.
@@ -11,14 +13,19 @@ Nothing here imports FastAPI, uvicorn or the MCP SDK; torch is imported only whe
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from gar_tool.errors import InputError
+from gar_tool.errors import GARError, InputError
 from gar_tool.tools.core import GARToolkit
 from gar_tool.tools.errors import FINAL_HINT, RETRY_HINT, agent_error_text  # noqa: F401  (re-exported)
 from gar_tool.tools.inputs import ImageInputConfig
+
+log = logging.getLogger(__name__)
 
 def with_batcher(toolkit: GARToolkit, max_batch: int = 8, max_wait: float = 0.01) -> GARToolkit:
     """A toolkit sharing ``toolkit``'s components, store and input rules whose GAR calls go through
@@ -89,6 +96,79 @@ def load_toolkit(model: str | None, detector: str | None = None, segmenter: Any 
     return with_batcher(kit, max_batch=max_batch, max_wait=max_wait), names
 
 
+def planned_tools(model: Any, detector: Any) -> list[str]:
+    """The tools a toolkit loaded with these components will offer (``None`` / ``"none"`` = left out)."""
+    from gar_tool.tools.specs import TOOL_SPECS
+
+    have = {"gar": _none(model) is not None, "detector": _none(detector) is not None, None: True}
+    return [s.name for s in TOOL_SPECS if have[s.needs]]
+
+
+class StillLoading(Exception):
+    """:meth:`BackgroundToolkit.get` timed out: the models are still loading (``elapsed`` seconds so far)."""
+
+    def __init__(self, elapsed: float) -> None:
+        super().__init__(f"still loading after {elapsed:.0f} s")
+        self.elapsed = elapsed
+
+
+class BackgroundToolkit:
+    """A toolkit loaded in a worker thread while the server already answers (``gar mcp``).
+
+    ``load()`` returns ``(toolkit, names)`` (e.g. :func:`load_toolkit` with the server's
+    arguments); ``tools`` are the tool names it will offer (:func:`planned_tools`), listed before
+    the load ends. :meth:`get` waits for the load (at most ``timeout`` seconds, then
+    :class:`StillLoading`) and re-raises its failure, if it failed, to every caller.
+    """
+
+    def __init__(self, load: Callable[[], tuple[GARToolkit, dict[str, str | None]]], tools: Sequence[str],
+                 names: dict[str, str | None] | None = None) -> None:
+        self._load = load
+        self.tools = list(tools)
+        self.names = dict(names or {})
+        self._done = threading.Event()
+        self._toolkit: GARToolkit | None = None
+        self._error: BaseException | None = None
+        self._started = 0.0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "BackgroundToolkit":
+        """Start loading (once) in a daemon thread."""
+        if self._thread is None:
+            self._started = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name="gar-model-load", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._toolkit, names = self._load()
+            self.names.update(names)
+        except Exception as exc:  # kept for the callers: a load failure must not end the server
+            self._error = exc
+            log.error("loading the models failed: %s", exc if isinstance(exc, GARError) else repr(exc))
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set() and self._toolkit is not None
+
+    def get(self, timeout: float | None = None) -> GARToolkit:
+        """The loaded toolkit (waits up to ``timeout`` s; :class:`StillLoading` after it)."""
+        self.start()
+        if not self._done.wait(timeout):
+            raise StillLoading(time.monotonic() - self._started)
+        if self._error is not None:
+            raise self._error
+        return self._toolkit  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the loaded toolkit's batcher (if the load finished)."""
+        if self._toolkit is not None:
+            close_toolkit(self._toolkit)
+
+
 def component_names(toolkit: Any, names: dict[str, str | None] | None = None) -> dict[str, str | None]:
     """``{"gar", "detector", "segmenter"}``: the given names, else each component's ``name``
     attribute or class name (None for a missing component)."""
@@ -107,4 +187,5 @@ def component_names(toolkit: Any, names: dict[str, str | None] | None = None) ->
 
 
 __all__ = ["agent_error_text", "with_batcher", "batcher_of", "close_toolkit", "image_inputs", "load_toolkit", "component_names",
+           "planned_tools", "BackgroundToolkit", "StillLoading",
            "RETRY_HINT", "FINAL_HINT"]

@@ -55,24 +55,37 @@ def parse_spec(spec: str, image_size: Size, *, image: Any = None,
         if kind == "scribble":
             return Region.from_scribble(pts, image_size)
         if any(len(p) not in (2, 3) for p in pts):
-            raise RegionError(f"points: each point is X,Y or X,Y,LABEL; got {body!r}")
-        labels = [int(p[2]) if len(p) == 3 else 1 for p in pts]
+            raise RegionError(f"points: each point is X,Y or X,Y,LABEL; got {body[:80]!r}")
+        labels: list[Any] = [p[2] if len(p) == 3 else 1 for p in pts]
         return Region.from_points([p[:2] for p in pts], image_size, labels,
                                   image=image, segmenter=segmenter)
     raise RegionError(f"unknown region kind {kind!r} in {spec!r}; expected mask, rle, box, points, polygon or scribble")
 
 
 def _load_json(body: str, what: str) -> Any:
+    """Inline JSON, or the JSON file ``body`` names (its size checked before it is read)."""
+    from gar_tool.errors import InputError
+    from gar_tool.media.images import read_file
+
     text = body.strip()
     if not text.startswith(("{", "[")):
-        p = Path(text)
-        if not p.is_file():
+        if not Path(text).is_file():
             raise RegionError(f"{what}: file not found: {text!r}")
-        text = p.read_text()
+        try:
+            raw = read_file(text, f"{what} file", name="mask_file_bytes")
+            text = raw.decode("utf-8")
+        except InputError as exc:
+            raise RegionError(str(exc)) from None
+        except UnicodeDecodeError:
+            raise RegionError(f"{what}: file {body.strip()!r} is not UTF-8 JSON text") from None
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RegionError(f"{what}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise RegionError(f"{what}: not valid JSON ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def load_regions_json(path: str | Path, image_size: Size) -> Regions:
@@ -100,8 +113,22 @@ def coerce_region(obj: Any, image_size: Size, *, image: Any = None,
                       "a dict with box / points / rle / polygon, or a spec string")
 
 
-def _from_dict(d: dict, image_size: Size, *, image: Any, segmenter: Segmenter | None) -> Region:
+def _meta(d: dict) -> dict[str, Any]:
+    """``label`` (str), ``score`` (number in [0, 1]) and ``id`` (str) of a region dict, checked."""
     meta = {k: d[k] for k in ("label", "score", "id") if d.get(k) is not None}
+    for key in ("label", "id"):
+        if key in meta and not isinstance(meta[key], str):
+            raise RegionError(f"region {key} must be a string, got {type(meta[key]).__name__}")
+    if "score" in meta:
+        score = meta["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= float(score) <= 1.0:
+            raise RegionError(f"region score must be a number in [0, 1], got {score!r}")
+        meta["score"] = float(score)
+    return meta
+
+
+def _from_dict(d: dict, image_size: Size, *, image: Any, segmenter: Segmenter | None) -> Region:
+    meta = _meta(d)
     keys = [k for k in ("box", "points", "rle", "polygon", "scribble", "mask") if k in d]
     if "counts" in d and "size" in d:
         return Region.from_rle(d, image_size, **meta)
@@ -120,7 +147,7 @@ def _from_dict(d: dict, image_size: Size, *, image: Any, segmenter: Segmenter | 
         return Region.from_polygon(d["polygon"], image_size, **meta)
     if k == "scribble":
         return Region.from_scribble(d["scribble"], image_size, **meta)
-    return Region.from_mask(np.asarray(d["mask"]), image_size, **meta)
+    return Region.from_mask(d["mask"], image_size, **meta)
 
 
 def coerce_regions(objs: Any, image_size: Size, *, image: Any = None,

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 from gar_tool.errors import RegionError
+from gar_tool.limits import limit
+from gar_tool.regions.validate import _check_size, _pairs, _point_labels, validate_box
 
 Size = tuple[int, int]  # (height, width)
 
@@ -37,47 +39,6 @@ class Segmenter(Protocol):
 
     def segment(self, image: Any, boxes: Any = None, points: Any = None,
                 point_labels: Any = None) -> "Regions": ...
-
-
-def _check_size(image_size: Sequence[int]) -> Size:
-    if len(image_size) != 2:
-        raise RegionError(f"image_size must be (height, width), got {tuple(image_size)!r}")
-    h, w = (int(v) for v in image_size)
-    if h < 1 or w < 1:
-        raise RegionError(f"image_size must be positive, got (height={h}, width={w})")
-    return h, w
-
-
-def _finite(values: Iterable[float], what: str) -> list[float]:
-    out = []
-    for v in values:
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise RegionError(f"{what}: {v!r} is not a number") from None
-        if not math.isfinite(f):
-            raise RegionError(f"{what}: contains a non-finite value ({v!r})")
-        out.append(f)
-    return out
-
-
-def validate_box(box: Any, image_size: Sequence[int], what: str = "box") -> tuple[float, float, float, float]:
-    """Check an ``(x1, y1, x2, y2)`` pixel box against an image of ``image_size = (H, W)``:
-    four finite numbers, ``x1 < x2``, ``y1 < y2``, inside ``[0, W] × [0, H]``."""
-    h, w = _check_size(image_size)
-    try:
-        values = list(box)
-    except TypeError:
-        raise RegionError(f"{what} must be [x1, y1, x2, y2], got {box!r}") from None
-    b = _finite(values, what)
-    if len(b) != 4:
-        raise RegionError(f"{what} must have 4 numbers (x1, y1, x2, y2), got {len(b)}")
-    x1, y1, x2, y2 = b
-    if not (x1 < x2 and y1 < y2):
-        raise RegionError(f"{what} {tuple(b)} is empty or inverted: need x1 < x2 and y1 < y2")
-    if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
-        raise RegionError(f"{what} {tuple(b)} lies outside the image (width {w}, height {h})")
-    return x1, y1, x2, y2
 
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -138,11 +99,17 @@ class Region:
     def from_mask(cls, mask: Any, image_size: Sequence[int] | None = None, **meta: Any) -> "Region":
         """From a 2-D array: ``bool``, integers (non-zero = inside, e.g. 0/1 or 0/255), or floats
         that are exactly 0/1. ``image_size`` (``(H, W)``), when given, must equal the mask shape."""
-        arr = np.asarray(mask)
+        try:
+            arr = np.asarray(mask)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise RegionError(f"mask must be a 2-D array (H, W) of numbers ({_one_line(exc)})") from None
         if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
             arr = arr[..., 0] if arr.shape[2] != 4 else arr[..., 3]
         if arr.ndim != 2:
             raise RegionError(f"mask must be 2-D (H, W), got shape {arr.shape}")
+        if arr.size > limit("mask_pixels"):
+            raise RegionError(f"mask is {arr.shape[1]}x{arr.shape[0]} (WxH), more than the mask_pixels limit "
+                              f"of {limit('mask_pixels')} pixels")
         if arr.dtype == np.bool_:
             out = arr.copy()
         elif np.issubdtype(arr.dtype, np.integer):
@@ -165,25 +132,27 @@ class Region:
     @classmethod
     def from_mask_file(cls, path: str | Path, image_size: Sequence[int] | None = None,
                        **meta: Any) -> "Region":
-        """From a mask image (PNG...): non-zero pixels (alpha channel if present) are inside."""
-        p = Path(path)
-        if not p.is_file():
-            raise RegionError(f"mask file not found: {str(p)!r}")
-        try:
-            with Image.open(p) as img:
-                arr = np.asarray(img.getchannel("A") if "A" in img.getbands() else img.convert("L"))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise RegionError(f"mask file {str(p)!r} is not a readable image ({exc})") from None
+        """From a mask image (PNG...): non-zero pixels (alpha channel if present) are inside.
+
+        Size limits (``mask_file_bytes``, ``mask_pixels``) and ``image_size`` are checked before
+        the file is decoded (:func:`gar_tool.media.masks.read_mask_file`)."""
+        from gar_tool.media.masks import read_mask_file
+
+        arr = read_mask_file(path, None if image_size is None else _check_size(image_size))
         meta.setdefault("source", "mask")
         return cls.from_mask(arr, image_size, **meta)
 
     @classmethod
     def from_rle(cls, rle: dict, image_size: Sequence[int] | None = None, **meta: Any) -> "Region":
-        """From a COCO RLE dict ``{"size": [h, w], "counts": str | bytes | list[int]}``."""
+        """From a COCO RLE dict ``{"size": [h, w], "counts": str | bytes | list[int]}``.
+
+        The declared ``size`` is checked (``mask_pixels``, and against ``image_size``) and the run
+        lengths are summed before the mask is expanded (:func:`gar_tool.regions.rle.rle_decode`)."""
         from gar_tool.regions.rle import rle_decode
 
         meta.setdefault("source", "rle")
-        return cls.from_mask(rle_decode(rle), image_size, **meta)
+        expected = None if image_size is None else _check_size(image_size)
+        return cls.from_mask(rle_decode(rle, expected_size=expected), image_size, **meta)
 
     @classmethod
     def from_box(cls, box: Sequence[float], image_size: Sequence[int], *, image: Any = None,
@@ -204,7 +173,7 @@ class Region:
 
     @classmethod
     def from_points(cls, points: Sequence[Sequence[float]], image_size: Sequence[int],
-                    labels: Sequence[int] | None = None, *, radius: float | None = None,
+                    labels: Sequence[Any] | None = None, *, radius: float | None = None,
                     image: Any = None, segmenter: Segmenter | None = None, **meta: Any) -> "Region":
         """From click points ``[[x, y], ...]`` with optional ``labels`` (1 = inside, 0 = outside).
 
@@ -213,16 +182,10 @@ class Region:
         least 3) and negative points are ignored; ``source="points-disc"``.
         """
         h, w = _check_size(image_size)
-        pts = [_finite(p, "point") for p in points]
+        pts = _pairs(points, "points", limit("points_per_region"), "points_per_region")
         if not pts:
             raise RegionError("points: need at least one [x, y] point")
-        if any(len(p) != 2 for p in pts):
-            raise RegionError("points: each point must be [x, y]")
-        labs = [1] * len(pts) if labels is None else [int(v) for v in labels]
-        if len(labs) != len(pts):
-            raise RegionError(f"points: {len(pts)} points but {len(labs)} labels")
-        if any(v not in (0, 1) for v in labs):
-            raise RegionError("points: labels must be 1 (inside) or 0 (outside)")
+        labs = _point_labels(labels, len(pts))
         for x, y in pts:
             if not (0 <= x < w and 0 <= y < h):
                 raise RegionError(f"point ({x}, {y}) lies outside the image (width {w}, height {h})")
@@ -244,7 +207,8 @@ class Region:
                      **meta: Any) -> "Region":
         """From a closed polygon ``[[x, y], ...]`` (at least 3 vertices), filled."""
         pts = cls._vertices(polygon, image_size, 3, "polygon")
-        img = Image.new("1", (image_size[1], image_size[0]), 0)
+        h, w = _check_size(image_size)
+        img = Image.new("1", (w, h), 0)
         ImageDraw.Draw(img).polygon(pts, fill=1, outline=1)
         meta.setdefault("source", "polygon")
         return cls.from_mask(np.asarray(img, dtype=bool), **meta)
@@ -270,13 +234,13 @@ class Region:
     def _vertices(polygon: Sequence[Sequence[float]], image_size: Sequence[int], min_len: int,
                   what: str) -> list[tuple[float, float]]:
         h, w = _check_size(image_size)
-        pts = [tuple(_finite(p, what)) for p in polygon]
-        if len(pts) < min_len or any(len(p) != 2 for p in pts):
-            raise RegionError(f"{what} needs at least {min_len} [x, y] vertices")
+        pts = _pairs(polygon, what, limit("polygon_vertices"), "polygon_vertices", "vertices")
+        if len(pts) < min_len:
+            raise RegionError(f"{what} needs at least {min_len} [x, y] vertices, got {len(pts)}")
         for x, y in pts:
             if not (0 <= x <= w and 0 <= y <= h):
                 raise RegionError(f"{what} vertex ({x}, {y}) lies outside the image (width {w}, height {h})")
-        return pts  # type: ignore[return-value]
+        return pts
 
 
 def _segment_one(segmenter: Segmenter, image: Any, prompt: dict, meta: dict, kind: str) -> Region:
@@ -344,6 +308,10 @@ class Regions(Sequence[Region]):
     def size(self) -> Size | None:
         """``(height, width)`` shared by all masks, or ``None`` when empty."""
         return self._items[0].size if self._items else None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 __all__ = ["Region", "Regions", "Segmenter", "mask_box", "validate_box"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from gar_tool.regions.refs import prompt_token
+
 CHAT_TEMPLATE = (
     "{{- bos_token }}"
     "{%- if messages[0]['role'] == 'system' -%}{%- set system_message = messages[0]['content']|trim %}"
@@ -58,7 +60,7 @@ def _tokenizer(directory: Path, prompt_slots: int, vocab_size: int | None = None
         special_tokens=[("<|begin_of_text|>", bos)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>",
                                    eos_token="<|eot_id|>", pad_token="<|end_of_text|>")
-    fast.add_tokens([f"<Prompt{k}>" for k in range(prompt_slots)] + ["<NO_Prompt>"], special_tokens=True)
+    fast.add_tokens([prompt_token(k) for k in range(prompt_slots)] + ["<NO_Prompt>"], special_tokens=True)
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(directory))
     return fast

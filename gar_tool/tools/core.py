@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gar_tool.gar.protocol import DecodeOptions
 from gar_tool.regions.forms import coerce_region
+from gar_tool.regions.refs import prompt_token
 from gar_tool.regions.region import Region
 from gar_tool.tools.errors import ToolFailure, ToolInputError, as_tool_error
 from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
@@ -176,12 +177,12 @@ class GARToolkit:
         for plan, ans in zip(plans, answers):
             local_ids = [ids[g] for g in plan.members]
             chunks.append(RelateChunk(
-                regions=[PromptBinding(prompt=f"<Prompt{k}>", region_id=rid) for k, rid in enumerate(local_ids)],
+                regions=[PromptBinding(prompt=prompt_token(k), region_id=rid) for k, rid in enumerate(local_ids)],
                 question=plan.question, answer=ans.text, answer_with_ids=to_ids(ans.text, local_ids),
                 finish_reason=ans.finish_reason))
         chunked = len(plans) > 1
         if chunked:
-            lines = [f"Part {n} of {len(plans)} ({', '.join(f'<Prompt{g}>' for g in p.members)}): "
+            lines = [f"Part {n} of {len(plans)} ({', '.join(prompt_token(g) for g in p.members)}): "
                      f"{to_global(c.answer, p.members)}" for n, (p, c) in enumerate(zip(plans, chunks), 1)]
             id_lines = [f"Part {n} of {len(plans)} ({', '.join(b.region_id for b in c.regions)}): "
                         f"{c.answer_with_ids}" for n, c in enumerate(chunks, 1)]
@@ -190,7 +191,7 @@ class GARToolkit:
             answer, answer_ids = chunks[0].answer, chunks[0].answer_with_ids
         out = RelateOutput(image_id=img.image_id, question=inp.question, regions=[region_out(r) for r in regions],
                            answer=answer, answer_with_ids=answer_ids, chunked=chunked, chunks=chunks)
-        binding = ", ".join(f"<Prompt{i}> = {region_phrase(r)}" for i, r in enumerate(regions))
+        binding = ", ".join(f"{prompt_token(i)} = {region_phrase(r)}" for i, r in enumerate(regions))
         if chunked:
             content = (f"Regions in {img.image_id}: {binding}.\nGAR sees at most {gar.prompt_slots} regions per "
                        f"question, so the question was asked in {len(plans)} parts of consecutive regions; each "
@@ -200,7 +201,7 @@ class GARToolkit:
             content = f"Regions in {img.image_id}: {binding}.\nAnswer: {answer_ids or '(empty answer)'}"
         if any(c.finish_reason == "length" for c in chunks):
             content += " [cut at the token limit]"
-        legend = [f"{r.id} = <Prompt{i}>  {r.label or r.source}" for i, r in enumerate(regions)]
+        legend = [f"{r.id} = {prompt_token(i)}  {r.label or r.source}" for i, r in enumerate(regions)]
         return ToolResult("gar_relate", content, out, self._overlay(img, regions, legend))
 
     @_tool("gar_ground")

@@ -13,7 +13,7 @@ A string is read as, in this order:
 
 Limits: encoded size ``max_bytes`` (file size, decoded base64, downloaded body), decoded pixel count
 ``max_pixels`` (checked from the header before decoding). EXIF orientation is applied
-(:func:`gar_tool.media.images.load_image`), so the image, its ``image_id`` and every pixel coordinate
+(:func:`gar_tool.media.images.decode_bytes`), so the image, its ``image_id`` and every pixel coordinate
 refer to the image as displayed.
 
 URL safety (when enabled): only http / https; the host is resolved (``resolver``, default
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import ipaddress
 import os
 import re
@@ -39,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PIL import Image, UnidentifiedImageError
-
-from gar_tool.media.images import load_image
+from gar_tool.errors import InputError
+from gar_tool.limits import limit
+from gar_tool.media.images import decode_bytes
 from gar_tool.tools.errors import ToolFailure, ToolInputError
 from gar_tool.tools.schemas import IMAGE_ID_RE
 from gar_tool.tools.store import SessionStore, StoredImage
@@ -81,8 +80,8 @@ class ImageInputConfig:
 
     allowed_roots: Sequence[str | os.PathLike] | None = None
     allow_urls: bool = False
-    max_bytes: int = 25 << 20
-    max_pixels: int = 40_000_000
+    max_bytes: int = limit("image_bytes")
+    max_pixels: int = limit("image_pixels")
     url_timeout: float = 10.0
     max_redirects: int = 3
     resolver: Resolver | None = None
@@ -139,21 +138,11 @@ class ImageResolver:
     # ------------------------------------------------------------------ decoding
     def _store(self, data: bytes, what: str) -> StoredImage:
         cfg = self.config
-        if len(data) > cfg.max_bytes:
-            raise ToolInputError(f"{what} is {len(data)} bytes, more than the limit of {cfg.max_bytes}")
-        try:
-            with Image.open(io.BytesIO(data)) as probe:  # header only: size before decoding pixels
-                w, h = probe.size
-        except Image.DecompressionBombError as exc:
-            raise ToolInputError(f"{what} is too large to decode ({exc})") from None
-        except UnidentifiedImageError:
-            raise ToolInputError(f"{what} is not a readable image (unknown or unsupported format)") from None
-        except OSError as exc:
-            raise ToolInputError(f"{what} is not a readable image ({exc})") from None
-        if w * h > cfg.max_pixels:
-            raise ToolInputError(f"{what} has {w}x{h} = {w * h} pixels, more than the limit of "
-                                 f"{cfg.max_pixels}; send a downscaled image")
-        return self.store.put_image(load_image(data))
+        try:  # byte and header-pixel limits are checked before any pixel is decoded
+            image = decode_bytes(data, what, max_pixels=cfg.max_pixels, max_bytes=cfg.max_bytes)
+        except InputError as exc:
+            raise ToolInputError(str(exc)) from None
+        return self.store.put_image(image)
 
     def _decode_data_uri(self, text: str) -> bytes:
         header, sep, body = text.partition(",")

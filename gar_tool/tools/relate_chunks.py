@@ -27,13 +27,12 @@ Every region must be named in the question and every ``<PromptN>`` must have a r
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from gar_tool.regions.refs import map_prompts, prompt_refs, prompt_token
 from gar_tool.tools.errors import ToolInputError
 
-_PROMPT_RE = re.compile(r"<Prompt(\d+)>")
 OUTSIDE_DEFAULT = "another region"
 
 
@@ -45,25 +44,20 @@ class ChunkPlan:
     question: str
 
 
-def prompt_numbers(question: str) -> list[int]:
-    """Distinct ``N`` of the ``<PromptN>`` in ``question``, ascending."""
-    return sorted({int(m) for m in _PROMPT_RE.findall(question)})
-
-
 def check_references(question: str, n_regions: int, ids: Sequence[str] | None = None) -> None:
     """Raise :class:`ToolInputError` unless the question names exactly ``<Prompt0>`` … ``<Prompt{n-1}>``."""
-    refs = prompt_numbers(question)
+    refs = prompt_refs(question)
     if not refs:
         raise ToolInputError(f"the question names no region: refer to regions[0] as <Prompt0>, regions[1] as "
                              f"<Prompt1>, ... ({n_regions} region(s) given)")
     extra = [k for k in refs if k >= n_regions]
     if extra:
-        names = ", ".join(f"<Prompt{k}>" for k in extra)
+        names = ", ".join(prompt_token(k) for k in extra)
         raise ToolInputError(f"the question names {names} but only {n_regions} region(s) were given "
                              f"(<Prompt0>..<Prompt{n_regions - 1}>); add regions or renumber the question")
     unused = [i for i in range(n_regions) if i not in refs]
     if unused:
-        names = ", ".join(f"<Prompt{i}>" + (f" ({ids[i]})" if ids else "") for i in unused)
+        names = ", ".join(prompt_token(i) + (f" ({ids[i]})" if ids else "") for i in unused)
         raise ToolInputError(f"regions {names} are never named in the question; name each region as "
                              "<PromptN> (N = its position in 'regions') or remove it from 'regions'")
 
@@ -97,27 +91,17 @@ def plan_chunks(question: str, n_regions: int, slots: int,
     for members in split_balanced(n_regions, slots):
         local = {g: k for k, g in enumerate(members)}
 
-        def rewrite(m: re.Match, local: dict[int, int] = local) -> str:
-            g = int(m.group(1))
-            return f"<Prompt{local[g]}>" if g in local else name(g)
+        def rewrite(g: int, local: dict[int, int] = local) -> str:
+            return prompt_token(local[g]) if g in local else name(g)
 
-        plans.append(ChunkPlan(tuple(members), _PROMPT_RE.sub(rewrite, question)))
+        plans.append(ChunkPlan(tuple(members), map_prompts(question, rewrite)))
     return plans
-
-
-def map_prompts(text: str, mapping: Callable[[int], str | None]) -> str:
-    """Replace each ``<PromptK>`` in ``text`` by ``mapping(K)`` (kept as is when it returns None)."""
-    def sub(m: re.Match) -> str:
-        out = mapping(int(m.group(1)))
-        return m.group(0) if out is None else out
-
-    return _PROMPT_RE.sub(sub, text)
 
 
 def to_global(text: str, members: Sequence[int]) -> str:
     """Chunk-local ``<PromptK>`` → the question's ``<Prompt{members[K]}>``; a ``K`` outside the
     chunk (the model invented it) becomes ``<Prompt?>``, so it cannot point at the wrong region."""
-    return map_prompts(text, lambda k: f"<Prompt{members[k]}>" if k < len(members) else "<Prompt?>")
+    return map_prompts(text, lambda k: prompt_token(members[k]) if k < len(members) else "<Prompt?>")
 
 
 def to_ids(text: str, ids: Sequence[str]) -> str:
@@ -125,5 +109,5 @@ def to_ids(text: str, ids: Sequence[str]) -> str:
     return map_prompts(text, lambda k: ids[k] if k < len(ids) else "an unknown region")
 
 
-__all__ = ["ChunkPlan", "OUTSIDE_DEFAULT", "prompt_numbers", "check_references", "split_balanced",
+__all__ = ["ChunkPlan", "OUTSIDE_DEFAULT", "check_references", "split_balanced",
            "plan_chunks", "map_prompts", "to_global", "to_ids"]

@@ -28,17 +28,16 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
+from gar_tool.cache import image_key
 from gar_tool.regions.region import Region
 from gar_tool.tools.errors import ToolInputError
 from gar_tool.tools.schemas import IMAGE_ID_RE, REGION_ID_RE
 
 
 def compute_image_id(image: Image.Image) -> str:
-    """``"img_"`` + the first 12 hex digits of sha256 over ``"{W}x{H}:"`` and the RGB bytes."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    h = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode("ascii"))
-    h.update(rgb.tobytes())
-    return "img_" + h.hexdigest()[:12]
+    """``"img_"`` + the first 12 hex digits of :func:`gar_tool.cache.image_key` (sha256 over
+    ``"{W}x{H}:"`` and the RGB bytes)."""
+    return "img_" + image_key(image)[:12]
 
 
 def _mask_key(mask: np.ndarray) -> bytes:

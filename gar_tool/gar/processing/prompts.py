@@ -16,29 +16,14 @@ Everything here is text; token ids are resolved by :class:`~gar_tool.gar.process
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from gar_tool.errors import PromptError
 from gar_tool.gar.protocol import COMPAT_MODES, Compat, check_mode
+from gar_tool.regions.refs import DESCRIBE_INSTRUCTION, prompt_refs, prompt_token
 
 
-#: The instruction GAR was trained and evaluated with for region descriptions.
-DESCRIBE_INSTRUCTION = "Describe this masked region in detail."
 #: Opening of every GAR region prompt.
 OBJECTS_INTRO = "There are some objects I am curious about: "
-
-_PROMPT_RE = re.compile(r"<Prompt(\d+)>")
-
-
-def prompt_token(k: int) -> str:
-    """The text of visual prompt ``k`` (``<Prompt{k}>``)."""
-    return f"<Prompt{k}>"
-
-
-def prompt_refs(question: str) -> list[int]:
-    """Distinct prompt numbers named in ``question``, ascending (``"<Prompt2> vs <Prompt0>"`` → [0, 2])."""
-    return sorted({int(m) for m in _PROMPT_RE.findall(question)})
-
 
 @dataclass(frozen=True)
 class PromptSlot:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gar_tool.errors import ModelError, PromptError
-from gar_tool.gar.processing.prompts import prompt_token
+from gar_tool.regions.refs import is_prompt_token, prompt_token
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class GARVocab:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         reserved = frozenset(t for t in tokenizer.all_special_tokens) | frozenset(
             str(t) for t in tokenizer.added_tokens_decoder.values())
-        reserved = frozenset(t for t in reserved if not re.fullmatch(r"<Prompt\d+>", t))
+        reserved = frozenset(t for t in reserved if not is_prompt_token(t))
         return cls(image_token, image_id, tokenizer.bos_token_id, tokenizer.eos_token_id, pad,
                    crop_ids, crop_tokens, slots, reserved, _infer_pattern(crop_tokens))
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import os
+from typing import Any, Sequence
 
 import httpx
 
@@ -24,7 +25,6 @@ from gar_tool.integrations.http.wire import (
     _plain_args,
     _transport_error,
     error_from_response,
-    image_payload,
 )
 
 
@@ -36,8 +36,10 @@ class AsyncGARClient(_Common):
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None, headers: dict[str, str] | None = None,
                  include_overlay: bool = False, upload_paths: bool = True, max_busy_retries: int = 0,
-                 max_regions: int = 4096) -> None:
-        super().__init__(base_url, timeout, headers, include_overlay, upload_paths, max_busy_retries, max_regions)
+                 max_regions: int = 4096, allowed_roots: Sequence[str | os.PathLike] | None = None,
+                 max_upload_bytes: int | None = None) -> None:
+        super().__init__(base_url, timeout, headers, include_overlay, upload_paths, max_busy_retries, max_regions,
+                         allowed_roots, max_upload_bytes)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
         self.store = AsyncRemoteStore(self._upload, self.regions)
 
@@ -58,7 +60,7 @@ class AsyncGARClient(_Common):
             attempt += 1
 
     async def _upload(self, image: Any) -> UploadedImage:
-        data, kind = image_payload(image)
+        data, kind = self._payload(image)
         return _parse_upload(await self._send("POST", "/v1/images", content=data, headers={"content-type": kind}))
 
     async def call(self, name: str, args: Any, *, overlay: bool | None = None) -> ToolResult:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+import os
+from typing import Any, Sequence
 
 import httpx
 
@@ -25,7 +26,6 @@ from gar_tool.integrations.http.wire import (
     _plain_args,
     _transport_error,
     error_from_response,
-    image_payload,
 )
 
 
@@ -40,6 +40,12 @@ class GARClient(_Common):
         headers: extra headers on every request (e.g. an ``Authorization`` for a proxy in front).
         include_overlay: ask for the overlay PNG by default (``ToolResult.overlay_png``).
         upload_paths: upload ``image`` strings that name an existing local file.
+        allowed_roots: the only directories local files are uploaded from (default: the working
+            directory when the client is created); a local file elsewhere — a symlink or ``..``
+            leading out included — is refused with :class:`ToolInputError`, whatever the server's
+            ``--allow-dir``. ``[]`` refuses every local file.
+        max_upload_bytes: largest file uploaded (default: the ``request_bytes`` limit); checked
+            before the file is read.
         max_busy_retries: on 429, wait ``Retry-After`` seconds and retry this many times.
         max_regions: regions kept in the local cache behind ``store.get_region``.
     """
@@ -47,8 +53,10 @@ class GARClient(_Common):
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None, headers: dict[str, str] | None = None,
                  include_overlay: bool = False, upload_paths: bool = True, max_busy_retries: int = 0,
-                 max_regions: int = 4096) -> None:
-        super().__init__(base_url, timeout, headers, include_overlay, upload_paths, max_busy_retries, max_regions)
+                 max_regions: int = 4096, allowed_roots: Sequence[str | os.PathLike] | None = None,
+                 max_upload_bytes: int | None = None) -> None:
+        super().__init__(base_url, timeout, headers, include_overlay, upload_paths, max_busy_retries, max_regions,
+                         allowed_roots, max_upload_bytes)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
         self.store = RemoteStore(self._upload, self.regions)
         self._gar: RemoteGAR | None | bool = False  # False: not asked yet
@@ -71,7 +79,7 @@ class GARClient(_Common):
             attempt += 1
 
     def _upload(self, image: Any) -> UploadedImage:
-        data, kind = image_payload(image)
+        data, kind = self._payload(image)
         return _parse_upload(self._send("POST", "/v1/images", content=data, headers={"content-type": kind}))
 
     def _prepare(self, name: str, args: Any) -> dict[str, Any]:

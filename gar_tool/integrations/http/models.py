@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from gar_tool.tools.errors import ToolError, ToolInputError
 from gar_tool.tools.specs import ToolSpec
 
-ErrorType = Literal["bad_request", "not_found", "method_not_allowed", "payload_too_large",
-                    "unsupported_media_type", "invalid_input", "busy", "tool_failure", "internal_error",
-                    "tool_unavailable"]
+ErrorType = Literal["bad_request", "forbidden_origin", "not_found", "method_not_allowed", "request_timeout",
+                    "payload_too_large", "unsupported_media_type", "invalid_host", "invalid_input", "busy",
+                    "tool_failure", "internal_error", "tool_unavailable"]
 
 
 # --------------------------------------------------------------------------- wire models (docs)

@@ -25,10 +25,14 @@ Errors are JSON ``{"error": {"type", "message", "retryable", "tool"}}`` — neve
 
 ====  =========================  ==========================================================
 400   ``bad_request``            body is not a JSON object / malformed Content-Length
+403   ``forbidden_origin``       a browser request from a web origin not in ``allowed_origins``
 404   ``not_found``              no such endpoint
 405   ``method_not_allowed``     e.g. GET on a tool endpoint
+408   ``request_timeout``        the body did not arrive within ``body_timeout`` seconds
 413   ``payload_too_large``      body over ``max_request_bytes`` (Content-Length or streamed)
 415   ``unsupported_media_type`` a tool endpoint given something other than JSON
+421   ``invalid_host``           the ``Host`` header names a host not in ``allowed_hosts``
+                                 (DNS-rebinding protection; default: the loopback names)
 422   ``invalid_input``          ToolInputError: bad arguments, unknown / expired image or
                                  region id, image not allowed or unreadable (``retryable``)
 429   ``busy``                   ``max_concurrency`` requests already running (``Retry-After``)
@@ -38,7 +42,10 @@ Errors are JSON ``{"error": {"type", "message", "retryable", "tool"}}`` — neve
 ====  =========================  ==========================================================
 
 Unknown ids are 422 rather than 404: they are bad *arguments* of an existing endpoint, and the
-message says how to get a valid id. Model calls run in worker threads (never on the event loop);
+message says how to get a valid id. A request takes one of the ``max_concurrency`` slots only once
+its body has been received (so stalled uploads never block other clients); a client that goes
+away mid-request is not logged as an error. Host / Origin checks and body reading:
+:mod:`gar_tool.integrations.http.guards`. Model calls run in worker threads (never on the event loop);
 when the toolkit has a :class:`~gar_tool.gar.batching.MicroBatcher` (``gar serve`` always sets one),
 concurrent GAR calls run as one batch.
 """
@@ -49,7 +56,7 @@ import contextlib
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -57,80 +64,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gar_tool import __version__
+from gar_tool.limits import limit
 from gar_tool.tools.core import GARToolkit
 from gar_tool.tools.errors import ToolError, as_tool_error
 from gar_tool.tools.specs import TOOL_SPECS, ToolSpec, input_schema
 from gar_tool.integrations.serving import batcher_of, component_names
+from gar_tool.integrations.http.guards import (BodyLimitMiddleware, ClientGone, HostOriginGuard, default_hosts,
+                                               read_body)
 from gar_tool.integrations.http.models import (APIError, ErrorInfo, ErrorResponse, ErrorType, HealthResponse, UploadJSON, UploadResponse,
                           _from_tool_error, _response_model)
 
 log = logging.getLogger(__name__)
 
 #: Default most bytes of one request body (a 25 MiB image as base64 is ~34 MiB).
-DEFAULT_MAX_REQUEST_BYTES = 40 << 20
+DEFAULT_MAX_REQUEST_BYTES = limit("request_bytes")
+#: Default seconds to receive one request body (408 after it).
+DEFAULT_BODY_TIMEOUT = float(limit("body_read_seconds"))
 #: Default most requests running at once (above it: 429). Above ``max_batch`` so batches can fill.
 DEFAULT_MAX_CONCURRENCY = 16
-
-class _BodyTooLarge(Exception):
-    """Raised from ``receive`` when the streamed body passes the limit (not an APIError on purpose:
-    nothing between the endpoint and the limit middleware may turn it into another answer)."""
-
-
-class BodyLimitMiddleware:
-    """ASGI middleware answering 413 for bodies over ``max_bytes``: at once when Content-Length
-    says so, else as soon as the streamed body passes the limit (chunked uploads)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    def _too_large(self, size: int | None) -> APIError:
-        what = "the request body passed" if size is None else f"the request body is {size} bytes, more than"
-        return APIError(413, "payload_too_large", f"{what} the limit of {self.max_bytes} bytes; send a smaller "
-                        "image (or upload it once with POST /v1/images and pass its image_id)", retryable=True)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None:
-            text = declared.decode("latin-1").strip()
-            if not text.isdigit():
-                err = APIError(400, "bad_request", f"Content-Length must be a non-negative integer, got {text!r}",
-                               retryable=True)
-                await err.response()(scope, receive, send)
-                return
-            if int(text) > self.max_bytes:
-                await self._too_large(int(text)).response()(scope, receive, send)
-                return
-        received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._too_large(None).response()(scope, receive, send)
-
 
 class _Slots:
     """A non-blocking counting semaphore: ``try_acquire()`` is False when all slots are taken."""
@@ -155,7 +108,10 @@ class _Slots:
 # --------------------------------------------------------------------------- the app
 def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                max_concurrency: int = DEFAULT_MAX_CONCURRENCY, retry_after: int = 1,
-               model_names: dict[str, str | None] | None = None, title: str = "gar-agent") -> FastAPI:
+               model_names: dict[str, str | None] | None = None, title: str = "gar-agent",
+               allowed_hosts: Sequence[str] | None = None, allowed_origins: Sequence[str] = (),
+               body_timeout: float = DEFAULT_BODY_TIMEOUT,
+               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> FastAPI:
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
     Args:
@@ -166,7 +122,18 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
             once, with ``Retry-After: retry_after`` seconds.
         model_names: names shown by ``/health`` (default: the components' ``name`` attributes).
         title: the OpenAPI title.
+        allowed_hosts: ``Host`` names served (421 for others); default the loopback names
+            (:func:`~gar_tool.integrations.http.guards.default_hosts`); ``["*"]`` = any.
+        allowed_origins: web origins (``"https://app.example"``) allowed to call the API from a
+            browser, with CORS headers; requests from other origins get 403. ``["*"]`` = any.
+        body_timeout: seconds to receive a request body (408 after it). The body is read before a
+            concurrency slot is taken.
+        toolkit_for: picks the toolkit of one tool call from its request headers (lower-case
+            names), e.g. a GAR model chosen per request; raising ``ToolInputError`` answers 422.
+            ``None``: every call uses ``toolkit``. The toolkits must share ``toolkit``'s store.
     """
+    if not body_timeout > 0:
+        raise ValueError(f"body_timeout must be > 0 seconds, got {body_timeout!r}")
     for name, value in (("max_request_bytes", max_request_bytes), ("max_concurrency", max_concurrency),
                         ("retry_after", retry_after)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -178,7 +145,15 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         "on the server, data: URI, base64, or an image_id from POST /v1/images or any result); regions "
         "are ids ('r2') or box / points / rle / polygon dicts in pixels. Errors are "
         '{"error": {"type", "message", "retryable", "tool"}}.'))
+    origins = list(allowed_origins)
+    if origins:  # CORS answers for the allowed origins (the guard has already refused the others)
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["content-type", "authorization"], max_age=600)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_request_bytes)
+    app.add_middleware(HostOriginGuard, allowed_hosts=default_hosts("127.0.0.1") if allowed_hosts is None
+                       else list(allowed_hosts), allowed_origins=origins)  # outermost: refuses first
     app.state.toolkit = toolkit
     app.state.slots = slots
 
@@ -186,10 +161,16 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
         return exc.response()
 
+    @app.exception_handler(ClientGone)
+    async def _client_gone(request: Request, exc: ClientGone) -> Response:
+        log.debug("client disconnected before its request body was read: %s %s", request.method, request.url.path)
+        return Response(status_code=400)  # nobody reads it; answered quietly (no traceback in the log)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind: ErrorType = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-                           415: "unsupported_media_type"}.get(exc.status_code, "bad_request")
+        kinds: dict[int, ErrorType] = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                                       415: "unsupported_media_type"}
+        kind: ErrorType = kinds.get(exc.status_code, "bad_request")
         if exc.status_code >= 500:
             kind = "internal_error"
         if exc.status_code == 404:
@@ -215,7 +196,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
 
     @contextlib.asynccontextmanager
     async def slot(tool: str | None) -> AsyncIterator[None]:
-        """Hold one of the ``max_concurrency`` slots, or answer 429 at once (before the body is read)."""
+        """Hold one of the ``max_concurrency`` slots, or answer 429 at once (taken after the body is read)."""
         if not slots.try_acquire():
             raise APIError(429, "busy", f"the server is busy ({slots.limit} requests running, the limit); "
                            f"retry after {retry_after} s", retryable=True, tool=tool,
@@ -235,7 +216,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         return {
             "status": "ok", "version": __version__, "tools": toolkit.available_tools(), "models": names,
             "prompt_slots": None if gar is None else int(gar.prompt_slots),
-            "store": toolkit.store.stats(),
+            "store": await anyio.to_thread.run_sync(toolkit.store.stats),  # a remote store may block
             "limits": {"max_request_bytes": max_request_bytes, "max_concurrency": slots.limit,
                        "in_flight": slots.in_flight, "max_image_bytes": cfg.max_bytes, "max_pixels": cfg.max_pixels},
             "batching": None if batcher is None else {"max_batch": batcher.max_batch, "max_wait_s": batcher.max_wait,
@@ -244,7 +225,7 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
 
     # ------------------------------------------------------------------ tools
     for spec in TOOL_SPECS:
-        _add_tool_route(app, toolkit, spec, slot)
+        _add_tool_route(app, toolkit, spec, slot, body_timeout, toolkit_for)
 
     # ------------------------------------------------------------------ uploads
     @app.post("/v1/images", response_model=UploadResponse, tags=["images"], summary="Upload an image",
@@ -260,19 +241,19 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         to the tools). Send it as a multipart form field ``file``, as the raw request body
         (``image/png``, ``application/octet-stream``, ...), or as JSON ``{"image": "data:..."}``."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        data = await read_body(request, body_timeout)
         async with slot(None):
             if kind == "multipart/form-data":
                 data = await _form_file(request)
                 stored = await anyio.to_thread.run_sync(_store_bytes, toolkit, data, "uploaded file")
             elif kind == "application/json":
-                body = await _json_object(request)
+                body = _json_object(data)
                 try:
                     payload = UploadJSON.model_validate(body)
                 except ValueError as exc:
                     raise _from_tool_error(as_tool_error(exc), None) from None
                 stored = await anyio.to_thread.run_sync(_resolve, toolkit, payload.image)
             else:
-                data = await request.body()
                 if not data:
                     raise APIError(422, "invalid_input", "the request body is empty; send the image file's "
                                    "bytes, a multipart form with a 'file' field, or JSON {\"image\": \"data:...\"}",
@@ -299,7 +280,8 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
 
-def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any) -> None:
+def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any, body_timeout: float,
+                    toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> None:
     name = spec.name
     path = "/v1/" + spec.method  # gar_describe -> /v1/describe
 
@@ -313,9 +295,16 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
             needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)"}[spec.needs or ""]
             raise APIError(501, "tool_unavailable", f"{name} is not available on this server: it was started "
                            f"without {needs}", retryable=False, tool=name)
+        kit = toolkit
+        if toolkit_for is not None:
+            try:
+                kit = toolkit_for(request.headers)
+            except ToolError as err:
+                raise _from_tool_error(err, name) from None
+        raw = await read_body(request, body_timeout, tool=name)  # a stalled body holds no slot
+        args = _json_object(raw, tool=name)
         async with slot(name):
-            args = await _json_object(request, tool=name)
-            body = await anyio.to_thread.run_sync(_run_tool, toolkit, name, args, overlay)
+            body = await anyio.to_thread.run_sync(_run_tool, kit, name, args, overlay)
             return Response(body, media_type="application/json")
 
     endpoint.__name__ = name
@@ -327,11 +316,10 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
             "application/json": {"schema": input_schema(name)}}}})
 
 
-async def _json_object(request: Request, tool: str | None = None) -> dict[str, Any]:
-    raw = await request.body()
+def _json_object(raw: bytes, tool: str | None = None) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise APIError(400, "bad_request", f"the body must be a JSON object; it is not valid JSON ({exc})",
                        retryable=True, tool=tool) from None
     if not isinstance(data, dict):
@@ -393,5 +381,6 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: st
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
 
 
-__all__ = ["create_app", "serve", "APIError", "BodyLimitMiddleware", "ErrorResponse", "ErrorInfo",
-           "UploadResponse", "HealthResponse", "DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_CONCURRENCY"]
+__all__ = ["create_app", "serve", "APIError", "BodyLimitMiddleware", "HostOriginGuard", "ErrorResponse", "ErrorInfo",
+           "UploadResponse", "HealthResponse", "DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_CONCURRENCY",
+           "DEFAULT_BODY_TIMEOUT"]

@@ -6,15 +6,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import httpx
 from pydantic import BaseModel
 
+from gar_tool.cache import LRUCache
+from gar_tool.errors import InputError
+from gar_tool.limits import limit
+from gar_tool.media.images import read_file
 from gar_tool.regions.region import Region
 from gar_tool.tools.errors import ToolFailure, ToolInputError
 from gar_tool.tools.results import ToolResult
@@ -57,34 +59,27 @@ class RemoteGAR:
 
 # --------------------------------------------------------------------------- local region cache
 class RegionCache:
-    """Regions seen in results, by id (bounded, least recently used dropped first; thread-safe)."""
+    """Regions seen in results, by id (bounded, least recently used dropped first; thread-safe:
+    a :class:`gar_tool.cache.LRUCache` counting one unit per region)."""
 
     def __init__(self, max_regions: int = 4096) -> None:
         if isinstance(max_regions, bool) or not isinstance(max_regions, int) or max_regions < 1:
             raise ValueError(f"max_regions must be a positive integer, got {max_regions!r}")
         self.max_regions = max_regions
-        self._items: OrderedDict[str, tuple[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items = LRUCache(max_bytes=max_regions, max_items=max_regions, size_of=lambda _: 1)
 
     def remember(self, result: ToolResult) -> None:
         """Keep every region of ``result`` (``RegionOut`` models, with their image_id)."""
-        out = result.artifact
+        out: Any = result.artifact
         regions = list(getattr(out, "regions", None) or [])
         if getattr(out, "region", None) is not None:
             regions.append(out.region)
-        with self._lock:
-            for r in regions:
-                self._items[r.id] = (out.image_id, r)
-                self._items.move_to_end(r.id)
-            while len(self._items) > self.max_regions:
-                self._items.popitem(last=False)
+        for r in regions:
+            self._items.put(r.id, (out.image_id, r))
 
     def get_region(self, region_id: str, image_id: str | None = None) -> Region:
         """The region ``region_id`` as a :class:`Region` (mask decoded from its RLE)."""
-        with self._lock:
-            item = self._items.get(region_id)
-            if item is not None:
-                self._items.move_to_end(region_id)
+        item = self._items.get(region_id)
         if item is None:
             raise ToolInputError(f"region {region_id!r} is not in any result this client received (the client "
                                  "keeps the regions of results it got); use an id from a result")
@@ -129,9 +124,25 @@ class AsyncRemoteStore:
 
 
 # --------------------------------------------------------------------------- shared logic
-def image_payload(image: Any) -> tuple[bytes, str]:
-    """``(file bytes, content type)`` of an image to upload: a path (str / ``Path``), encoded file
-    bytes, a PIL image or an ``HxWx3`` uint8 array (both sent as PNG)."""
+def allowed_local_file(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
+    """``path`` resolved (symlinks, ``..``), if it lies under one of ``roots``; else
+    :class:`ToolInputError` naming the roots (the client's own upload rule, independent of what
+    the server allows)."""
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        listed = ", ".join(str(r) for r in roots) or "none"
+        raise ToolInputError(f"local file {os.fspath(path)!r} resolves outside this client's allowed directories "
+                             f"({listed}); the client uploads only files under them: create it with "
+                             "GARClient(..., allowed_roots=[DIR, ...]) or pass the image as bytes")
+    return resolved
+
+
+def image_payload(image: Any, roots: Sequence[Path] | None = None,
+                  max_bytes: int | None = None) -> tuple[bytes, str]:
+    """``(file bytes, content type)`` of an image to upload: a path (str / ``Path``) under ``roots``
+    (default: the working directory), encoded file bytes, a PIL image or an ``HxWx3`` uint8 array
+    (both sent as PNG). A file's size is checked against ``max_bytes`` (default: the
+    ``request_bytes`` limit) before it is read."""
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
         if not data:
@@ -140,8 +151,13 @@ def image_payload(image: Any) -> tuple[bytes, str]:
     if isinstance(image, (str, os.PathLike)):
         path = Path(image).expanduser()
         if not path.is_file():
-            raise ToolInputError(f"image file not found on this machine: {str(image)!r}")
-        return path.read_bytes(), "application/octet-stream"
+            raise ToolInputError(f"image file not found on this machine: {os.fspath(image)!r}")
+        resolved = allowed_local_file(path, [Path.cwd().resolve()] if roots is None else roots)
+        try:
+            return read_file(resolved, "image file", max_bytes if max_bytes is not None else limit("request_bytes"),
+                             name="request_bytes"), "application/octet-stream"
+        except InputError as exc:
+            raise ToolInputError(str(exc)) from None
     from PIL import Image
 
     if not isinstance(image, Image.Image):
@@ -149,7 +165,7 @@ def image_payload(image: Any) -> tuple[bytes, str]:
             import numpy as np
 
             image = Image.fromarray(np.asarray(image))
-        except Exception as exc:
+        except (TypeError, ValueError) as exc:
             raise ToolInputError(f"image must be a path, file bytes, a PIL image or an HxWx3 uint8 array, "
                                  f"got {type(image).__name__} ({exc})") from None
     buf = io.BytesIO()
@@ -158,6 +174,7 @@ def image_payload(image: Any) -> tuple[bytes, str]:
 
 
 def _needs_upload(image: Any, upload_paths: bool) -> bool:
+    """True for non-string images and for strings naming an existing local file."""
     if isinstance(image, str):
         if not upload_paths or "\x00" in image or len(image) > 4096 or image[:5].lower() == "data:":
             return False
@@ -261,8 +278,13 @@ class _Common:
     """What both clients share: configuration, argument preparation, the region cache."""
 
     def __init__(self, base_url: str, timeout: float | httpx.Timeout | None, headers: dict[str, str] | None,
-                 include_overlay: bool, upload_paths: bool, max_busy_retries: int, max_regions: int) -> None:
+                 include_overlay: bool, upload_paths: bool, max_busy_retries: int, max_regions: int,
+                 allowed_roots: Sequence[str | os.PathLike] | None = None,
+                 max_upload_bytes: int | None = None) -> None:
         self.base_url = str(base_url).rstrip("/")
+        roots = [Path.cwd()] if allowed_roots is None else [Path(r) for r in allowed_roots]
+        self.allowed_roots = tuple(r.expanduser().resolve() for r in roots)
+        self.max_upload_bytes = limit("request_bytes") if max_upload_bytes is None else int(max_upload_bytes)
         self.timeout = timeout
         self.include_overlay = include_overlay
         self.upload_paths = upload_paths
@@ -277,6 +299,9 @@ class _Common:
         except ToolInputError as exc:
             exc.tool = name
             raise
+
+    def _payload(self, image: Any) -> tuple[bytes, str]:
+        return image_payload(image, self.allowed_roots, self.max_upload_bytes)
 
     def _params(self, overlay: bool | None) -> dict[str, str]:
         return {"overlay": "true"} if (self.include_overlay if overlay is None else overlay) else {}
