@@ -18,8 +18,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from gar_tool.gar.processing.prompts import (DESCRIBE_INSTRUCTION, PromptPlan, PromptSlot,
-                                             render_user_text)
+from gar_tool.gar.processing.prompts import PromptPlan, PromptSlot, render_user_text
+from gar_tool.regions.refs import DESCRIBE_INSTRUCTION, prompt_token
 
 #: Special tokens, in id order (ids 0..n-1), with the crop tokens of <Prompt0..4> by their names.
 SPECIAL_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<|image|>", "<|video|>",
@@ -68,7 +68,6 @@ def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from gar_tool.gar.processing.prompts import prompt_token
     from gar_tool.testing.checkpoints import CHAT_TEMPLATE
 
     tok = Tokenizer(models.BPE())

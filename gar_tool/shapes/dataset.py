@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
-from gar_tool.gar.processing.prompts import DESCRIBE_INSTRUCTION
+from gar_tool.regions.refs import DESCRIBE_INSTRUCTION
 from gar_tool.regions.rle import rle_encode
 from gar_tool.shapes.questions import PAIR_KINDS, SINGLE_KINDS, Item, scene_items
 from gar_tool.shapes.world import COLOURS, KINDS, SIZES, SMALL_FRACTION, Rendered, sample_scene

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from gar_tool.gar.processing.prompts import prompt_token
+from gar_tool.regions.refs import prompt_token
 from gar_tool.shapes.world import COLOURS, KINDS, SIZES, Rendered
 
 MIN_OFFSET = 0.12

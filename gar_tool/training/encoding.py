@@ -25,9 +25,10 @@ import torch
 from PIL import Image
 
 from gar_tool.errors import InputError, ModelError, PromptError
-from gar_tool.gar.processing import GARInputs, GARProcessor, prompt_refs
+from gar_tool.gar.processing import GARInputs, GARProcessor
 from gar_tool.gar.processing.prompts import PromptPlan, render_user_text
 from gar_tool.gar.processing.tiling import select_grid
+from gar_tool.regions.refs import prompt_refs
 from gar_tool.regions.region import Regions
 
 Role = Literal["human", "gpt"]
