@@ -134,3 +134,18 @@ def test_tokenizer_resolves_gar_tokens_and_keeps_answers_short():
     text = "any text, even unseen words like zebra: 42"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     assert tok("x")["input_ids"][0] == tok.bos_token_id  # BOS prepended with special tokens
+
+
+def test_multi_turn_conversations_ask_different_kinds_about_the_same_regions():
+    from gar_tool.shapes.dataset import examples
+
+    exs = list(examples(300, seed=6, turns=3))
+    assert sum(len(e.questions) for e in exs) == 300
+    assert max(len(e.questions) for e in exs) == 3
+    for e in exs:
+        kinds = [it.kind if it is not None else "describe" for it, _ in e.questions]
+        assert len(set(kinds)) == len(kinds)
+        assert "describe" not in kinds or len(kinds) == 1  # a caption would give the answers away
+        assert all(it is None or it.shapes == e.shapes for it, _ in e.questions)
+        conv = e.conversation()
+        assert [t["from"] for t in conv] == ["human", "gpt"] * len(e.questions)

@@ -31,6 +31,20 @@ PROMPT_SLOTS = 5
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 VOCAB_SIZE = 768
+#: The PerceptionLM template's default system message, and the shorter one of the shapes-world
+#: model (its 40-token preamble would be a fifth of every sequence of a model this small).
+PLM_SYSTEM = ("You are a helpful language and vision assistant. You are able to understand the visual content "
+              "that the user provides, and assist the user with a variety of tasks using natural language.")
+SHAPES_SYSTEM = "You answer questions about shapes."
+
+
+def chat_template(system_message: str = SHAPES_SYSTEM) -> str:
+    """PerceptionLM's chat template with another default system message."""
+    from gar_tool.testing.checkpoints import CHAT_TEMPLATE
+
+    if PLM_SYSTEM not in CHAT_TEMPLATE:
+        raise ValueError("the PerceptionLM chat template no longer holds its default system message")
+    return CHAT_TEMPLATE.replace(PLM_SYSTEM, system_message.replace("'", "\\'"))
 
 
 def corpus(n_scenes: int = 300, seed: int = 0) -> Iterator[str]:
@@ -41,12 +55,10 @@ def corpus(n_scenes: int = 300, seed: int = 0) -> Iterator[str]:
     from gar_tool.evaluation.gar_bench import vqa_question
     from gar_tool.shapes.questions import scene_items
     from gar_tool.shapes.world import sample_scene
-    from gar_tool.testing.checkpoints import CHAT_TEMPLATE
-
     rng = np.random.default_rng(seed)
     crops = {k: SPECIAL_TOKENS[4] for k in range(PROMPT_SLOTS)}  # a special token: not learned
     describe = PromptPlan((PromptSlot(0, 0, True),), DESCRIBE_INSTRUCTION, True)
-    chat = jinja2.Environment().from_string(CHAT_TEMPLATE).render(
+    chat = jinja2.Environment().from_string(chat_template()).render(
         bos_token=SPECIAL_TOKENS[0], add_generation_prompt=True,
         messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}])
     for _ in range(1000):
@@ -62,13 +74,13 @@ def corpus(n_scenes: int = 300, seed: int = 0) -> Iterator[str]:
         yield r.scene.shapes[0].caption
 
 
-def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE) -> Any:
+def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE,
+                    system_message: str = SHAPES_SYSTEM) -> Any:
     """A ``PreTrainedTokenizerFast`` (byte-level BPE trained on ``texts``, default :func:`corpus`)
-    with GAR's special tokens and the PerceptionLM chat template."""
+    with GAR's special tokens and the PerceptionLM chat template (default system message
+    ``system_message``)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from gar_tool.testing.checkpoints import CHAT_TEMPLATE
 
     tok = Tokenizer(models.BPE())
     # Llama-3's split rule (newline runs are one piece, numbers in groups of three), then bytes.
@@ -88,15 +100,15 @@ def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<|eot_id|>",
                                    pad_token="<|end_of_text|>")
     fast.add_tokens(gar_tokens, special_tokens=True)
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template(system_message)
     return fast
 
 
 def init_checkpoint(directory: str | Path, *, tile_size: int = 112, max_num_tiles: int = 4,
                     vision_width: int = 96, vision_depth: int = 3, vision_heads: int = 3,
                     hidden_size: int = 192, num_layers: int = 4, num_heads: int = 3, num_kv_heads: int = 1,
-                    intermediate_size: int = 512, roi_double_scale: bool = False, seed: int = 0,
-                    tokenizer: Any = None) -> Path:
+                    intermediate_size: int = 512, tie_embeddings: bool = True, roi_double_scale: bool = False,
+                    seed: int = 0, tokenizer: Any = None) -> Path:
     """Write an untrained GAR checkpoint for the shapes world to ``directory`` and return it.
 
     The PerceptionLM parts get transformers' / timm's default initialisation; the mask patch
@@ -112,7 +124,7 @@ def init_checkpoint(directory: str | Path, *, tile_size: int = 112, max_num_tile
     out = build_gar_checkpoint(
         directory, tokenizer=tokenizer if tokenizer is not None else build_tokenizer(),
         hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
-        intermediate_size=intermediate_size, vision_width=vision_width, vision_depth=vision_depth,
+        intermediate_size=intermediate_size, tie_embeddings=tie_embeddings, vision_width=vision_width, vision_depth=vision_depth,
         vision_heads=vision_heads, tile_size=tile_size, max_num_tiles=max_num_tiles,
         prompt_slots=PROMPT_SLOTS, roi_double_scale=roi_double_scale, seed=seed)
     weights = Path(out) / "model.safetensors"
@@ -122,4 +134,4 @@ def init_checkpoint(directory: str | Path, *, tile_size: int = 112, max_num_tile
     return Path(out)
 
 
-__all__ = ["SPECIAL_TOKENS", "PROMPT_SLOTS", "VOCAB_SIZE", "corpus", "build_tokenizer", "init_checkpoint"]
+__all__ = ["PLM_SYSTEM", "SHAPES_SYSTEM", "chat_template", "SPECIAL_TOKENS", "PROMPT_SLOTS", "VOCAB_SIZE", "corpus", "build_tokenizer", "init_checkpoint"]

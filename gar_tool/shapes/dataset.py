@@ -44,29 +44,28 @@ DEFAULT_MIX: dict[str, float] = {
 
 @dataclass(frozen=True)
 class Example:
-    """One question about one rendered scene, in the form it is asked."""
+    """One training conversation about one rendered scene: questions about the same regions
+    (``shapes``, scene indices in ``<PromptN>`` order), each asked open or multiple-choice.
+    A question of ``None`` is the region caption of ``shapes[0]`` (GAR's describe instruction)."""
 
     scene: Rendered
     scene_id: int
-    item: Item | None  # None: a region caption of shape ``shape``
-    shape: int
-    multiple_choice: bool
+    shapes: tuple[int, ...]
+    questions: tuple[tuple[Item | None, bool], ...]
 
     def conversation(self) -> list[dict[str, str]]:
         from gar_tool.evaluation.gar_bench import vqa_question
 
-        if self.item is None:
-            return [{"from": "human", "value": DESCRIBE_INSTRUCTION},
-                    {"from": "gpt", "value": self.scene.scene.shapes[self.shape].caption}]
-        it = self.item
-        if self.multiple_choice:
-            return [{"from": "human", "value": vqa_question(it.question, it.choices)},
-                    {"from": "gpt", "value": it.answer}]
-        return [{"from": "human", "value": it.open_question}, {"from": "gpt", "value": it.open_answer}]
-
-    @property
-    def shapes(self) -> tuple[int, ...]:
-        return (self.shape,) if self.item is None else self.item.shapes
+        turns = []
+        for it, multiple_choice in self.questions:
+            if it is None:
+                q, a = DESCRIBE_INSTRUCTION, self.scene.scene.shapes[self.shapes[0]].caption
+            elif multiple_choice:
+                q, a = vqa_question(it.question, it.choices), it.answer
+            else:
+                q, a = it.open_question, it.open_answer
+            turns += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+        return turns
 
     def rles(self) -> list[dict]:
         return [rle_encode(self.scene.masks[k]) for k in self.shapes]
@@ -89,30 +88,53 @@ def _quotas(total: int, mix: dict[str, float]) -> dict[tuple[str, str], int]:
 
 
 def examples(total: int, seed: int, *, mix: dict[str, float] | None = None, per_scene: int = 4,
-             multiple_choice: float = 0.5) -> Iterator[Example]:
-    """``total`` training examples with the kind shares of ``mix`` (default :data:`DEFAULT_MIX`),
-    answers balanced within each kind, at most ``per_scene`` from one scene."""
+             multiple_choice: float = 0.5, turns: int = 1) -> Iterator[Example]:
+    """Training conversations holding ``total`` questions in all, with the kind shares of ``mix``
+    (default :data:`DEFAULT_MIX`) and answers balanced within each kind; at most ``per_scene``
+    conversations from one scene.
+
+    With ``turns > 1`` a conversation asks up to that many questions of different kinds about
+    the same regions (its first turn is GAR's inference prompt; later turns follow it as chat
+    turns). Captions are always alone: they would give away the colour, shape and size answers.
+    """
+    if turns < 1:
+        raise ValueError(f"turns must be >= 1, got {turns}")
     rng = np.random.default_rng(seed)
     left = _quotas(total, mix or DEFAULT_MIX)
     scene_id = 0
     while any(left.values()):
         r = sample_scene(rng)
-        found: list[Example] = []
-        for i, s in enumerate(r.scene.shapes):
-            if left.get(("describe", s.kind), 0):
-                found.append(Example(r, scene_id, None, i, False))
-        for it in scene_items(r, rng):
-            if left.get((it.kind, it.open_answer), 0):
-                found.append(Example(r, scene_id, it, it.shapes[0], bool(rng.random() < multiple_choice)))
+        items = scene_items(r, rng)
+        groups: dict[tuple[int, ...], list[Item]] = {}
+        for it in items:
+            groups.setdefault(it.shapes, []).append(it)
+        candidates: list[tuple[tuple[int, ...], Item | None]] = [((i,), None) for i in range(len(r.scene.shapes))]
+        candidates += [(it.shapes, it) for it in items]
         taken = 0
-        for k in rng.permutation(len(found)):
-            ex = found[k]
-            key = ("describe", r.scene.shapes[ex.shape].kind) if ex.item is None else (ex.item.kind, ex.item.open_answer)
-            if left[key] and taken < per_scene:
-                left[key] -= 1
-                taken += 1
-                yield ex
+        for k in rng.permutation(len(candidates)):
+            shapes, first = candidates[k]
+            key = _key(r, shapes, first)
+            if taken >= per_scene or not left.get(key):
+                continue
+            left[key] -= 1
+            asked = [(first, bool(rng.random() < multiple_choice))]
+            if first is not None:
+                kinds = {first.kind}
+                for j in rng.permutation(len(groups.get(shapes, []))):
+                    it = groups[shapes][j]
+                    if len(asked) >= turns:
+                        break
+                    if it.kind not in kinds and left.get(_key(r, shapes, it)):
+                        left[_key(r, shapes, it)] -= 1
+                        kinds.add(it.kind)
+                        asked.append((it, bool(rng.random() < multiple_choice)))
+            taken += 1
+            yield Example(r, scene_id, shapes, tuple(asked))
         scene_id += 1
+
+
+def _key(r: Rendered, shapes: tuple[int, ...], item: Item | None) -> tuple[str, str]:
+    return ("describe", r.scene.shapes[shapes[0]].kind) if item is None else (item.kind, item.open_answer)
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -31,6 +31,7 @@ from gar_tool.gar.protocol import DecodeOptions
 from gar_tool.regions.forms import coerce_region
 from gar_tool.regions.refs import prompt_token
 from gar_tool.regions.region import Region
+from gar_tool.shapes import SHAPES_DETECTOR
 from gar_tool.tools.errors import ToolFailure, ToolInputError, as_tool_error
 from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
 from gar_tool.tools.measure import measure as measure_masks
@@ -119,6 +120,10 @@ class GARToolkit:
             from gar_tool.gar.predictor import GAR
 
             gar = GAR.from_pretrained(model, device=device, dtype=dtype, compat=compat)  # type: ignore[arg-type]
+        if detector is not None and str(detector) == SHAPES_DETECTOR:  # shapes-world images, no model
+            from gar_tool.shapes.detector import ShapesDetector
+
+            det, detector = ShapesDetector(), None  # a segmenter, if given, is loaded on its own below
         if detector is not None:
             from gar_tool.grounding import GroundingDetector
 
