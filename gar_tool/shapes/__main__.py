@@ -2,7 +2,7 @@
 
 ::
 
-    python -m gar_tool.shapes data  --out data/shapes --records 40000 [--format jsonl|datasets] [--seed 1]
+    python -m gar_tool.shapes data  --out data/shapes --records 40000 [--turns 3] [--format jsonl|datasets] [--seed 1]
     python -m gar_tool.shapes bench --out data/shapes-bench-1 --items 600 --regions 1 [--seed 2]
     python -m gar_tool.shapes init  --out ckpt/shapes-init [--hidden-size 192 --layers 4 ...]
     python -m gar_tool.shapes scene --out scene.png [--seed 0]      # one scene + its shapes as JSON
@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("data", help="training records")
     d.add_argument("--out", required=True)
-    d.add_argument("--records", type=positive_int, default=40000)
+    d.add_argument("--records", type=positive_int, default=40000, help="questions in all")
+    d.add_argument("--turns", type=positive_int, default=1, help="questions per conversation (same regions)")
     d.add_argument("--format", choices=("jsonl", "datasets"), default="jsonl")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--multiple-choice", type=float, default=0.5, help="share asked as multiple choice")
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--heads", type=positive_int, default=3)
     i.add_argument("--kv-heads", type=positive_int, default=1)
     i.add_argument("--intermediate-size", type=positive_int, default=512)
+    i.add_argument("--untied", action="store_true", help="an LM head apart from the token embeddings")
     i.add_argument("--roi-double-scale", action="store_true", help="scale the RoI box twice, as GAR-1B")
     i.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("scene", help="render one scene (PNG) and print its shapes")
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gar_tool.shapes.dataset import write_dataset, write_jsonl
 
         writer = write_jsonl if args.format == "jsonl" else write_dataset
-        print(writer(args.out, args.records, args.seed, multiple_choice=args.multiple_choice))
+        print(writer(args.out, args.records, args.seed, multiple_choice=args.multiple_choice, turns=args.turns))
     elif args.command == "bench":
         from gar_tool.shapes.dataset import write_bench
 
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               vision_width=args.vision_width, vision_depth=args.vision_depth,
                               vision_heads=args.vision_heads, hidden_size=args.hidden_size,
                               num_layers=args.layers, num_heads=args.heads, num_kv_heads=args.kv_heads,
-                              intermediate_size=args.intermediate_size,
+                              intermediate_size=args.intermediate_size, tie_embeddings=not args.untied,
                               roi_double_scale=args.roi_double_scale, seed=args.seed))
     else:
         import numpy as np

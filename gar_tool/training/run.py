@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from gar_tool.errors import InputError
+from gar_tool.training.parts import check_parts
 
 #: ``prepare_model(gar_model) -> model``: a hook applied before freezing / LoRA (used by the
 #: ablation benchmark to swap in model variants).
@@ -91,6 +92,12 @@ def _check(cfg: TrainConfig) -> int:
         raise InputError("give either --eval-data or --eval-fraction, not both")
     if cfg.max_steps <= 0 and cfg.epochs <= 0:
         raise InputError(f"epochs must be positive (or give max-steps), got {cfg.epochs}")
+    check_parts(cfg.freeze)
+    if cfg.lora and "llm" in cfg.freeze:
+        raise InputError("--lora trains adapters on the LLM; it cannot be combined with --freeze llm")
+    for what, path in (("data", cfg.data), ("eval-data", cfg.eval_data)):
+        if path is not None and not Path(path).exists():
+            raise InputError(f"{what}: {str(path)!r} does not exist (expected a datasets folder or a .jsonl manifest)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = cfg.micro_batch * world
     if cfg.batch_size % per_step:
