@@ -17,4 +17,5 @@ demo: setup
 		--planner $(PLANNER) --model $(MODEL) --detector $(DETECTOR) --segmenter $(SEGMENTER) --overlay out/demo.png
 
 test: setup
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q

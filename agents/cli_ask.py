@@ -1,7 +1,11 @@
 """``gar ask IMAGE "question"``: the planner agent from the shell.
 
 Registered as a ``gar`` sub-command through the ``gar.commands`` entry point (``gar_tool`` never
-imports ``agents``).
+imports ``agents``). Output: the answer and an evidence table, or ``--json`` (the result object),
+or ``--stream`` (one JSON event per line as the run goes, :mod:`gar_agents.events`). Warnings (an
+answer given without any tool) go to stderr. When the run fails (planner unreachable, timed out,
+``--require-tools``), ``--json`` still prints the result with the steps and evidence gathered so
+far (``"stopped": "error"``, ``"error"``), stderr gets one line, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from gar_tool.errors import InputError
 
@@ -21,6 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="openai:MODEL | ollama:MODEL | anthropic:MODEL | hf:REPO_OR_DIR "
                         "(default hf:Qwen/Qwen2.5-1.5B-Instruct, run in-process)")
     p.add_argument("--planner-base-url", default=None, help="OpenAI-compatible server for openai: planners")
+    p.add_argument("--planner-timeout", type=float, default=None, metavar="SECONDS",
+                   help="seconds per planner request (API planners; default 120); for hf: the longest generation")
+    p.add_argument("--planner-retries", type=int, default=1, metavar="N",
+                   help="resend a planner request that timed out or failed to connect N times (default 1)")
+    p.add_argument("--strict-tools", action="store_true",
+                   help="bind the tools with OpenAI strict-mode schemas (strict function calling)")
+    p.add_argument("--planner-vision", action="store_true",
+                   help="the planner model sees images: offer gar_zoom and show it the pictures")
+    p.add_argument("--require-tools", action="store_true",
+                   help="fail (exit 1) when the planner answers without calling any tool, instead of a warning")
     p.add_argument("--model", default=None, help="GAR checkpoint dir or hub id (default HaochenWang/GAR-1B)")
     p.add_argument("--detector", default=None,
                    help="Grounding DINO dir or hub id (default IDEA-Research/grounding-dino-tiny)")
@@ -30,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None)
     p.add_argument("--max-steps", type=int, default=8, help="tool-using steps before the planner must answer")
     p.add_argument("--max-new-tokens", type=int, default=256, help="GAR answer length limit")
-    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the result object as JSON")
+    out.add_argument("--stream", action="store_true", help="print each event as one JSON line as the run goes")
     p.add_argument("--overlay", default=None, metavar="OUT.png", help="write the evidence overlay image")
     p.set_defaults(func=run)
 
@@ -41,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from gar_tool.gar.predictor import DEFAULT_MODEL
     from gar_tool.tools import GARToolkit
 
-    from .models import DEFAULT_PLANNER, make_chat_model
-    from .planner import Planner
+    from .events import AnswerEvent, ErrorEvent
+    from .models import DEFAULT_PLANNER, check_retries, check_timeout, make_chat_model
+    from .planner import Planner, PlannerError
 
     image = load_image(args.image)  # bad input fails before any model loads
     if not args.question.strip():
@@ -51,29 +69,46 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.overlay and not args.overlay.lower().endswith(".png"):
         raise InputError(f"--overlay must name a .png file, got {args.overlay!r}")
-    chat = make_chat_model(args.planner or DEFAULT_PLANNER, base_url=args.planner_base_url)
+    timeout = None if args.planner_timeout is None else check_timeout(args.planner_timeout, "--planner-timeout")
+    retries = check_retries(args.planner_retries, "--planner-retries")
+    spec = args.planner or DEFAULT_PLANNER
+    make_chat_model(spec, base_url=args.planner_base_url, timeout=timeout, retries=retries)  # bad specs: exit 2 now
     segmenter = None if str(args.segmenter).lower() == "none" else args.segmenter
     kit = GARToolkit.load(model=args.model or DEFAULT_MODEL, detector=args.detector or DEFAULT_DETECTOR,
                           segmenter=segmenter, device=args.device, dtype=args.dtype,
                           max_new_tokens=args.max_new_tokens)
-    result = Planner(kit, chat, max_steps=args.max_steps).ask(image, args.question)
-    if args.overlay and result.overlay_png is not None:
+    with Planner(kit, spec, base_url=args.planner_base_url, timeout=timeout, retries=retries,
+                 max_steps=args.max_steps, strict=args.strict_tools, vision=args.planner_vision,
+                 require_tools=args.require_tools) as planner:
+        final: Any = None
+        for event in planner.stream(image, args.question):
+            if args.stream:
+                print(json.dumps(event.to_dict(), ensure_ascii=False), flush=True)
+            if isinstance(event, (AnswerEvent, ErrorEvent)):
+                final = event
+    result = final.result
+    for warning in result.warnings:
+        print(f"gar ask: warning: {warning}", file=sys.stderr)
+    if args.overlay and result.overlay_png is not None and isinstance(final, AnswerEvent):
         result.save_overlay(args.overlay)
     if args.json:
         out = result.to_dict()
-        out["overlay"] = args.overlay if args.overlay and result.overlay_png is not None else None
+        out["overlay"] = args.overlay if args.overlay and result.overlay_png is not None \
+            and isinstance(final, AnswerEvent) else None
         json.dump(out, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
-        return 0
-    print(result.answer)
-    print()
-    print(_evidence_table(result))
-    if args.overlay:
-        print(f"\noverlay: {args.overlay}" if result.overlay_png is not None else "\noverlay: no regions to draw")
+    elif not args.stream and isinstance(final, AnswerEvent):
+        print(result.answer)
+        print()
+        print(_evidence_table(result))
+        if args.overlay:
+            print(f"\noverlay: {args.overlay}" if result.overlay_png is not None else "\noverlay: no regions to draw")
+    if isinstance(final, ErrorEvent):
+        raise PlannerError(final.message, result=result)
     return 0
 
 
-def _evidence_table(result) -> str:
+def _evidence_table(result: Any) -> str:
     regions = result.to_dict(include_rle=False)["evidence"]["regions"]
     if not regions:
         return "evidence: no regions"

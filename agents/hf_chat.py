@@ -3,16 +3,14 @@
 ``LocalHFChatModel(model="Qwen/Qwen2.5-1.5B-Instruct")`` runs the model in-process (CPU, CUDA or
 MPS). Tools bound with ``bind_tools`` are passed to the model's own chat template
 (``apply_chat_template(..., tools=...)``), and tool calls are parsed from the generated text in the
-formats chat models use: Hermes / Qwen ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``,
-Llama-3.x JSON ``{"name": ..., "parameters": {...}}``, and Mistral ``[TOOL_CALLS][...]``.
+formats chat models use (Hermes / Qwen ``<tool_call>``, Llama-3.x JSON, Mistral ``[TOOL_CALLS]``;
+see :mod:`gar_agents.toolcall_text`). A malformed call is returned as an ``invalid_tool_calls``
+entry with the reason, never as the answer. ``max_time`` bounds one generation in seconds.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import threading
-import uuid
 from typing import Any, Sequence
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -22,62 +20,12 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, PrivateAttr
 
+from .toolcall_text import parse_tool_calls
+
 #: Files a local chat model needs (each a group of alternatives; weights: safetensors, single or sharded).
 PLANNER_FILES = (("config.json",), ("tokenizer_config.json",), ("tokenizer.json", "tokenizer.model", "vocab.json"))
 PLANNER_EXTRA = ("model-*.safetensors", "generation_config.json", "special_tokens_map.json", "chat_template.jinja",
                  "merges.txt", "vocab.json", "tokenizer.model", "added_tokens.json")
-
-_HERMES = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
-_MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*(\[.*\])", re.S)
-
-
-def parse_tool_calls(text: str) -> tuple[str, list[dict]]:
-    """Split generated text into (remaining text, tool calls ``[{"name", "args", "id"}]``).
-
-    Malformed JSON inside a tool-call marker is kept as a call with ``args={"__raw__": ...}`` and
-    the name ``"invalid_tool_call"`` is *not* invented: such text stays in the content instead.
-    """
-    calls: list[dict] = []
-
-    def add(obj: Any) -> bool:
-        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            return False
-        args = obj.get("arguments", obj.get("parameters", {}))
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                return False
-        if not isinstance(args, dict):
-            return False
-        calls.append({"name": obj["name"], "args": args, "id": f"call_{uuid.uuid4().hex[:12]}"})
-        return True
-
-    rest = text
-    for m in list(_HERMES.finditer(text)):
-        try:
-            if add(json.loads(m.group(1))):
-                rest = rest.replace(m.group(0), "")
-        except json.JSONDecodeError:
-            continue
-    if not calls:
-        m = _MISTRAL.search(text)
-        if m:
-            try:
-                items = json.loads(m.group(1))
-            except json.JSONDecodeError:
-                items = []
-            if isinstance(items, list) and all(add(i) for i in items) and items:
-                rest = text[:m.start()]
-    if not calls:
-        stripped = text.strip()
-        if stripped.startswith("{") and stripped.endswith("}"):
-            try:
-                if add(json.loads(stripped)):
-                    rest = ""
-            except json.JSONDecodeError:
-                pass
-    return rest.strip(), calls
 
 
 def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict]:
@@ -119,6 +67,7 @@ class LocalHFChatModel(BaseChatModel):
     dtype: str | None = None
     max_new_tokens: int = 512
     temperature: float = 0.0
+    max_time: float | None = None
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     _lm: Any = PrivateAttr(default=None)
@@ -129,7 +78,9 @@ class LocalHFChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "local-transformers-chat"
 
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any):
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        """Tools go to the chat template; ``tool_choice`` is accepted and ignored (the template
+        always offers the tools)."""
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _load(self) -> None:
@@ -149,7 +100,7 @@ class LocalHFChatModel(BaseChatModel):
             tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
             lm = AutoModelForCausalLM.from_pretrained(str(directory), dtype=pick_dtype(self.dtype, dev),
                                                       use_safetensors=True, local_files_only=True)
-        self._tok, self._lm = tok, lm.to(dev).eval()
+        self._tok, self._lm = tok, lm.to(dev).eval()  # type: ignore[arg-type]
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
@@ -161,17 +112,22 @@ class LocalHFChatModel(BaseChatModel):
             ids = self._tok.apply_chat_template(to_chat_dicts(messages), tools=tools, add_generation_prompt=True,
                                                 return_tensors="pt", return_dict=True)
             ids = {k: v.to(self._lm.device) for k, v in ids.items()}
-            gen = dict(max_new_tokens=self.max_new_tokens, do_sample=self.temperature > 0,
-                       pad_token_id=self._tok.pad_token_id or self._tok.eos_token_id)
+            gen: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=self.temperature > 0,
+                                       pad_token_id=self._tok.pad_token_id or self._tok.eos_token_id)
             if self.temperature > 0:
                 gen["temperature"] = self.temperature
+            if self.max_time is not None:
+                gen["max_time"] = self.max_time
             with torch.no_grad():
                 out = self._lm.generate(**ids, **gen)
         text = self._tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
         for s in stop or []:
             text = text.split(s)[0]
-        content, calls = parse_tool_calls(text) if tools else (text.strip(), [])
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=content, tool_calls=calls))])
+        if not tools:
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text.strip()))])
+        parsed = parse_tool_calls(text)
+        msg = AIMessage(content=parsed.content, tool_calls=parsed.calls, invalid_tool_calls=parsed.invalid)
+        return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
 __all__ = ["LocalHFChatModel", "parse_tool_calls", "to_chat_dicts"]

@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     seg = None if args.segmenter == "none" else args.segmenter
     kit = GARToolkit.load(model=args.model, detector=args.detector, segmenter=seg, max_new_tokens=128)
     planner = Planner(kit, make_chat_model(args.planner, base_url=args.planner_base_url), max_steps=args.max_steps)
-    with out.open("a") as f:
+    with planner, out.open("a") as f:
         for img in images:
             row = {"image": img.name, "answer": None, "cited": [], "stopped": None, "steps": 0, "error": None}
             try:

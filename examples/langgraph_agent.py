@@ -4,14 +4,17 @@
         --llm gpt-4o-mini [--base-url http://127.0.0.1:8000/v1]   # any OpenAI-compatible server
 
 Needs the GAR, Grounding DINO and SAM checkpoints (--model / --detector / --segmenter: local
-directories or hub ids) and an OpenAI-compatible chat endpoint (OPENAI_API_KEY for OpenAI).
+directories or hub ids) and an OpenAI-compatible chat endpoint (OPENAI_API_KEY for OpenAI). The chat
+model is ``CompatChatOpenAI`` (LangChain's ``ChatOpenAI`` with request bodies that llama.cpp, vLLM and
+other OpenAI-compatible servers accept); any LangChain chat model with tool calling works.
 """
 
 import argparse
 import os
 
 from langchain.agents import create_agent
-from langchain_openai import ChatOpenAI
+
+from gar_agents.openai_compat import CompatChatOpenAI
 
 from gar_tool.media.images import load_image
 from gar_tool.integrations.langchain import get_tools
@@ -31,7 +34,7 @@ def main() -> None:
 
     kit = GARToolkit.load(model=args.model, detector=args.detector, segmenter=args.segmenter)
     image_id = kit.store.put_image(load_image(args.image)).image_id
-    llm = ChatOpenAI(model=args.llm, base_url=args.base_url, api_key=os.environ.get("OPENAI_API_KEY", "none"))
+    llm = CompatChatOpenAI(model=args.llm, base_url=args.base_url, api_key=os.environ.get("OPENAI_API_KEY", "none"))
     agent = create_agent(llm, get_tools(kit, include_overlay=False),
                          system_prompt=f"Use the gar tools on image {image_id} (pass it as 'image'); cite region ids.")
     state = agent.invoke({"messages": [("user", args.question)]}, {"recursion_limit": 20})

@@ -44,6 +44,15 @@ LIMITS: dict[str, Limit] = {
     "phrase_chars": Limit(256, "characters", "length of one grounding phrase"),
     "question_chars": Limit(4000, "characters", "length of a gar_relate question"),
     "instruction_chars": Limit(2000, "characters", "length of a gar_describe instruction"),
+    "clip_seconds": Limit(3600, "seconds", "duration of one video file, read from its header before decoding"),
+    "clip_source_frames": Limit(100_000, "frames", "frames in one video file (from its header), frame "
+                                "folder or frame list, counted before decoding"),
+    "clip_frames": Limit(32, "frames", "frames sampled from one clip (each is one GAR tile and one "
+                         "crop-token run per object)"),
+    "frame_pixels": Limit(4096 * 4096, "pixels", "size of one video frame (width × height), read from "
+                          "the header before decoding"),
+    "zoom_side": Limit(768, "pixels", "longer side of the picture gar_zoom returns"),
+    "calls_per_step": Limit(16, "tool calls", "tool calls the planner runs from one model reply (more are refused)"),
 }
 
 

@@ -9,6 +9,18 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 VPY="$ROOT/.venv/bin/python"
+# The web page's browser tests drive headless Chromium (Debian's package; Playwright only drives it,
+# `playwright install` is never run). Installed when missing and we are root (CI); else say how.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${GAR_CHROMIUM:-}" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing Debian's chromium for the browser tests" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        echo "setup: chromium is missing; the browser tests need it: sudo apt-get install chromium" \
+             "(or set GAR_CHROMIUM=/path/to/chromium)" >&2
+    fi
+fi
 STAMP=.venv/.gar-setup-stamp
 WANT="$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then

@@ -4,25 +4,19 @@ They test orchestration, not intelligence."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import PrivateAttr
+from langchain_core.messages import BaseMessage, ToolMessage
 
-Script = Callable[[list[BaseMessage], bool], AIMessage]
-
-
-def call(name: str, **args: Any) -> dict:
-    return {"name": name, "args": args, "id": f"call_{name}_{time.monotonic_ns()}"}
+from gar_agents.scripted import ScriptedChatModel, call  # noqa: F401  (re-exported for the tests)
 
 
 def ids_in_last_tool_message(messages: list[BaseMessage]) -> list[str]:
@@ -32,56 +26,53 @@ def ids_in_last_tool_message(messages: list[BaseMessage]) -> list[str]:
     return []
 
 
-class ScriptedChatModel(BaseChatModel):
-    """Each call runs the next step of ``steps`` (functions of (messages, tools_bound) → AIMessage,
-    or fixed AIMessages); after the last step it repeats the last one. Records what it saw."""
+class Refuse(Exception):
+    """Raised by a stub ``check`` to refuse a request the way a server does: HTTP ``status``."""
 
-    steps: list[Any]
-    tool_names: list[str] = []
-    _i: int = PrivateAttr(default=0)
-    _seen: list = PrivateAttr(default_factory=list)
-    _bound: bool = PrivateAttr(default=False)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    @property
-    def calls(self) -> list[tuple[list[BaseMessage], bool]]:
-        return self._seen
-
-    def bind_tools(self, tools, **kwargs):
-        self.tool_names = [t.name for t in tools]
-        return self.bind(tools_bound=True)
-
-    def _generate(self, messages, stop=None, run_manager=None, tools_bound: bool = False, **kwargs) -> ChatResult:
-        step = self.steps[min(self._i, len(self.steps) - 1)]
-        self._i += 1
-        self._seen.append((list(messages), tools_bound))
-        msg = step(list(messages), tools_bound) if callable(step) else step
-        return ChatResult(generations=[ChatGeneration(message=msg)])
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class OpenAIStub:
     """A minimal OpenAI-compatible ``/v1/chat/completions`` server on 127.0.0.1 (a thread),
-    replying from ``replies``: functions of the request body returning an OpenAI ``message`` dict."""
+    replying from ``replies``: functions of the request body returning an OpenAI ``message`` dict
+    (a reply that raises is refused with a 400, as OpenAI refuses a bad request).
 
-    def __init__(self, replies: list[Callable[[dict], dict]]) -> None:
+    ``checks`` are functions of the body that raise :class:`Refuse` to refuse it (the behaviours
+    of real servers, see ``openai_servers``); ``delay(n, body)`` gives seconds to wait before
+    answering request ``n`` (1-based); ``response_id`` fixes the response id (some servers send
+    the same one every time). ``requests`` holds every body received, refused ones included."""
+
+    def __init__(self, replies: list[Callable[[dict], dict]], *, checks: Sequence[Callable[[dict], None]] = (),
+                 delay: Callable[[int, dict], float] | None = None, response_id: str | None = None) -> None:
         import uvicorn
 
         self.replies = replies
+        self.checks = list(checks)
+        self.delay = delay
         self.requests: list[dict] = []
+        self.answered = 0
         app = FastAPI()
 
         @app.post("/v1/chat/completions")
         async def completions(request: Request):
             body = await request.json()
             self.requests.append(body)
+            n = len(self.requests)
+            if self.delay is not None:
+                await asyncio.sleep(self.delay(n, body))
             try:
-                reply = self.replies[min(len(self.requests), len(self.replies)) - 1](body)
+                for check in self.checks:
+                    check(body)
+            except Refuse as exc:
+                return JSONResponse({"error": {"message": str(exc), "type": "server_error"}}, exc.status)
+            try:
+                reply = self.replies[min(self.answered + 1, len(self.replies)) - 1](body)
             except Exception as exc:  # a scripted refusal: answer as OpenAI does, with a 400
                 return JSONResponse({"error": {"message": str(exc), "type": "invalid_request_error"}}, 400)
-            return {"id": f"cmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
+            self.answered += 1
+            return {"id": response_id or f"cmpl-{n}", "object": "chat.completion", "created": 0,
                     "model": body.get("model", "stub"),
                     "choices": [{"index": 0, "message": {"role": "assistant", **reply},
                                  "finish_reason": "tool_calls" if reply.get("tool_calls") else "stop"}],
@@ -110,8 +101,15 @@ class OpenAIStub:
 
 
 def openai_tool_call(name: str, args: dict, i: int = 0) -> dict:
-    return {"content": None, "tool_calls": [{"id": f"call_{i}", "type": "function",
-                                             "function": {"name": name, "arguments": json.dumps(args)}}]}
+    return openai_tool_calls([(name, args)], i)
+
+
+def openai_tool_calls(calls: Sequence[tuple[str, Any]], first: int = 0) -> dict:
+    """An assistant message with several tool calls (``args`` a dict, or a raw arguments string)."""
+    return {"content": None, "tool_calls": [
+        {"id": f"call_{first + k}", "type": "function",
+         "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+        for k, (name, args) in enumerate(calls)]}
 
 
 def last_tool_text(body: dict) -> str:

@@ -190,4 +190,4 @@ def test_mcp_arguments_that_are_not_an_object(arguments):
     assert "error" not in call, call  # not a JSON-RPC protocol error
     assert call["result"]["isError"] is True and "must be a JSON object" in call["result"]["content"][0]["text"]
     assert [t["name"] for t in answers[2]["result"]["tools"]] == ["gar_describe", "gar_relate", "gar_ground",
-                                                                   "gar_measure"]
+                                                                   "gar_measure", "gar_zoom"]

@@ -162,7 +162,7 @@ def test_async_client_against_the_asgi_app(tiny_gar):
 
     async def go():
         async with AsyncGARClient("http://127.0.0.1:8000", transport=httpx.ASGITransport(app=app)) as gar:
-            assert await gar.available_tools() == ["gar_describe", "gar_relate", "gar_measure"]
+            assert await gar.available_tools() == ["gar_describe", "gar_relate", "gar_measure", "gar_zoom"]
             image_id = await gar.upload_image(png_bytes(ARR))
             boxes = [[0, 0, 30, 30], [40, 10, 90, 60]]
             results = await asyncio.gather(*(gar.describe({"image": image_id, "region": {"box": b}}) for b in boxes))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import REPO
@@ -51,6 +53,7 @@ def test_batch_qa_writes_jsonl_and_resumes(tmp_path, monkeypatch, tiny_ckpt, tin
         assert len(out.read_text().splitlines()) == 2 and len(stub.requests) == n_requests
 
 
+@pytest.mark.slow  # a cold-started subprocess
 def test_langgraph_example_runs(tmp_path, tiny_ckpt, tiny_dino_dir):  # noqa: F811
     img = tmp_path / "photo.png"
     Image.fromarray((np.random.RandomState(7).rand(80, 100, 3) * 255).astype(np.uint8)).save(img)
@@ -59,9 +62,11 @@ def test_langgraph_example_runs(tmp_path, tiny_ckpt, tiny_dino_dir):  # noqa: F8
                               "--llm", "stub", "--base-url", stub.base_url, "--model", str(tiny_ckpt),
                               "--detector", str(tiny_dino_dir), "--segmenter", "none"],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                             env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "x"})
+                             env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "x",
+                                  "PYTHONPATH": os.environ.get("PYTHONPATH", "")})  # the code under test
     assert res.returncode == 0, res.stderr[-1500:]
     assert res.stdout.strip().startswith("I see r") and len(stub.requests) == 2
+    assert [m["content"] for m in stub.requests[1]["messages"] if m["role"] == "assistant"] == [""]  # never null
 
 
 def test_mcp_config_is_valid():

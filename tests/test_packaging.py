@@ -39,6 +39,8 @@ def test_wheel_installs_no_generic_top_level_names(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"gar_tool", "gar_agents", "gar_prompts"}
     assert {"gar_tool/py.typed", "gar_agents/py.typed", "gar_prompts/planner_system.md"} <= set(names)
+    page = REPO / "gar_tool" / "integrations" / "http" / "static"  # the web page of gar serve
+    assert {f"gar_tool/integrations/http/static/{f.name}" for f in page.iterdir()} <= set(names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     points = zipfile.ZipFile(wheel).read(entry).decode()
     assert "gar_agents.cli_ask:register" in points and "agents." not in points.replace("gar_agents.", "")

@@ -189,5 +189,5 @@ def test_health(served):
     url, _ = served
     h = httpx.get(url + "/health", timeout=60).json()
     assert h["status"] == "ok" and h["prompt_slots"] == 5 and h["models"]["gar"] == "a"
-    assert set(h["tools"]) == {"gar_describe", "gar_relate", "gar_ground", "gar_measure"}
+    assert set(h["tools"]) == {"gar_describe", "gar_relate", "gar_ground", "gar_measure", "gar_zoom"}
     assert h["store"]["images"] >= 1  # the shared store's statistics

@@ -128,12 +128,13 @@ def test_health_and_openapi():
 
     health, spec, docs = run(go())
     h = health.json()
-    assert h["status"] == "ok" and h["tools"] == ["gar_describe", "gar_relate", "gar_ground", "gar_measure"]
+    assert h["status"] == "ok" and h["tools"] == ["gar_describe", "gar_relate", "gar_ground", "gar_measure", "gar_zoom"]
     assert h["models"] == {"gar": "tiny-gar", "detector": "FakeDetector", "segmenter": None}
     assert h["prompt_slots"] == 5 and h["store"]["images"] == 0 and h["batching"] is None
     assert h["limits"]["max_request_bytes"] == 1234 and h["limits"]["max_concurrency"] == 3
     paths = spec.json()["paths"]
-    assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/images"}
+    assert set(paths) == {"/health", "/v1/describe", "/v1/relate", "/v1/ground", "/v1/measure", "/v1/zoom", "/v1/track",
+                          "/v1/images", "/v1/images/{image_id}", "/v1/segment", "/v1/planner", "/v1/ask"}
     post = paths["/v1/relate"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == input_schema("gar_relate")
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelateResponse")
@@ -291,7 +292,7 @@ def test_live_uvicorn_server(real_kit):
     path, rles = bench_item()
     with LiveServer(create_app(real_kit, max_request_bytes=1 << 20)) as srv, \
             httpx.Client(base_url=srv.url, timeout=60) as c:
-        assert c.get("/health").json()["tools"] == ["gar_describe", "gar_relate", "gar_ground", "gar_measure"]
+        assert c.get("/health").json()["tools"] == ["gar_describe", "gar_relate", "gar_ground", "gar_measure", "gar_zoom"]
         bad = c.post("/v1/describe", json={"image": str(path), "region": {"rle": {"size": [1, 1], "counts": "x"}}})
         assert bad.status_code == 422 and bad.json()["error"]["type"] == "invalid_input"
         up = c.post("/v1/images", files={"file": ("vqa.png", path.read_bytes(), "image/png")})

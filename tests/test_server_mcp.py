@@ -25,7 +25,7 @@ from server_support import LiveServer, bench_item, real_kit, tiny_toolkit  # noq
 from tools_support import FakeGAR, b64, png_bytes, rgb
 
 IMAGE = b64(png_bytes(rgb(60, 80, 4)))
-ALL = ["gar_describe", "gar_relate", "gar_ground", "gar_measure"]
+ALL = ["gar_describe", "gar_relate", "gar_ground", "gar_measure", "gar_zoom"]
 
 
 
@@ -118,7 +118,7 @@ def test_failures_and_unavailable_tools_are_error_results():
         return names, failed, missing, ok
 
     names, failed, missing, ok = session(create_server(kit, include_overlay=False))(body)
-    assert names == ["gar_describe", "gar_relate", "gar_measure"]
+    assert names == ["gar_describe", "gar_relate", "gar_measure", "gar_zoom"]
     assert failed.is_error and "out of memory" in failed.content[0].text
     assert "Retrying will not help" in failed.content[0].text
     assert missing.is_error and "not available" in missing.content[0].text
@@ -262,7 +262,7 @@ def test_stdio_answers_at_once_while_models_load(tiny_ckpt, tmp_path):
         time.sleep(0.5)
     err = srv.close()
     assert init["result"]["serverInfo"]["name"] == "gar-agent"
-    assert [t["name"] for t in tools] == ["gar_describe", "gar_relate", "gar_measure"]
+    assert [t["name"] for t in tools] == ["gar_describe", "gar_relate", "gar_measure", "gar_zoom"]
     assert bad["isError"] is True and "must be a JSON object" in bad["content"][0]["text"] and "array" in bad["content"][0]["text"]
     assert text["isError"] is True and "got a JSON string" in text["content"][0]["text"]
     assert early["result"]["isError"] is True and "still loading" in early["result"]["content"][0]["text"]

@@ -10,7 +10,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from gar_tool.integrations.langchain import FINAL_HINT, RETRY_HINT, get_tools
-from gar_tool.tools import DescribeInput, GARToolkit, ImageInputConfig, RelateOutput
+from gar_tool.tools import GARToolkit, ImageInputConfig, RelateOutput
+from gar_tool.tools.specs import get_spec, input_schema, openai_tools
 from tools_support import FakeDetector, FakeGAR, b64, png_bytes, rgb
 
 IMAGE = b64(png_bytes(rgb(40, 50, 3)))
@@ -32,6 +33,7 @@ def tools():
 def test_tool_set_follows_the_components():
     assert [t.name for t in get_tools(gar=FakeGAR(), inputs=NO_PATHS)] == ["gar_describe", "gar_relate", "gar_measure"]
     assert [t.name for t in get_tools(inputs=NO_PATHS)] == ["gar_measure"]
+    assert [t.name for t in get_tools(inputs=NO_PATHS, vision=True)] == ["gar_measure", "gar_zoom"]
     kit = GARToolkit(FakeGAR(), inputs=NO_PATHS)
     (only,) = get_tools(kit, names=["gar_relate"])
     assert only.toolkit is kit and only.response_format == "content_and_artifact"
@@ -39,11 +41,13 @@ def test_tool_set_follows_the_components():
         get_tools(kit, gar=FakeGAR())
 
 
-def test_schemas_are_the_pydantic_input_models(tools):
-    t = tools["gar_describe"]
-    assert t.args_schema is DescribeInput and "GAR" in t.description
-    fn = convert_to_openai_tool(t)["function"]
-    assert fn["name"] == "gar_describe" and set(fn["parameters"]["required"]) == {"image", "region"}
+def test_schemas_are_the_exported_schemas(tools):
+    """What LangChain sends a chat model is exactly `gar tools --schema openai` (and the strict form)."""
+    for name, t in tools.items():
+        assert t.args_schema == input_schema(name) and t.description == get_spec(name).description
+        assert convert_to_openai_tool(t) == openai_tools([name])[0]
+    (strict,) = get_tools(gar=FakeGAR(), inputs=NO_PATHS, names=["gar_describe"], strict=True)
+    assert convert_to_openai_tool(strict, strict=True) == openai_tools(["gar_describe"], strict=True)[0]
 
 
 def test_plain_invoke_returns_the_content(tools):
@@ -68,8 +72,11 @@ def test_tool_call_gives_a_tool_message_with_artifact_and_chains(tools):
 @pytest.mark.parametrize("name, args, expected, hint", [
     ("gar_describe", {"image": IMAGE, "region": "r42"}, "region id 'r42' is unknown in this session", RETRY_HINT),
     ("gar_describe", {"image": IMAGE, "region": {"box": [1, 2]}},
-     "invalid arguments for gar_describe: region.box: List should have at least 4 items", RETRY_HINT),
-    ("gar_describe", {"region": "r1"}, "invalid arguments for gar_describe: image: Field required", RETRY_HINT),
+     "invalid arguments: region.box: List should have at least 4 items", RETRY_HINT),
+    ("gar_describe", {"region": "r1"}, "invalid arguments: input: image: Field required "
+     "(or, for a clip: video and track)", RETRY_HINT),
+    ("gar_describe", {"image": IMAGE, "region": "r1", "colour": "red"},
+     "invalid arguments: colour: Extra inputs are not permitted", RETRY_HINT),
     ("gar_relate", {"image": IMAGE, "regions": [{"box": [0, 0, 5, 5]}], "question": "What is it?"},
      "the question names no region", RETRY_HINT),
     ("gar_describe", {"image": "/etc/passwd", "region": {"box": [0, 0, 5, 5]}}, "image paths are disabled", RETRY_HINT),

@@ -11,7 +11,8 @@ from gar_tool.cli import main
 from gar_tool.tools.errors import format_validation_error
 from gar_tool.tools.schemas import (BoxRegion, DescribeInput, GroundInput, MeasureInput, RelateInput, RleRegion,
                                     region_wire)
-from gar_tool.tools.specs import TOOL_NAMES, input_schema, json_schemas, mcp_tools, openai_tools, output_schema
+from gar_tool.tools.specs import (TOOL_NAMES, get_spec, input_schema, json_schemas, mcp_tools, openai_tools,
+                                  output_schema)
 
 IMG = "img_0123456789ab"
 
@@ -52,7 +53,8 @@ def test_bad_regions(region, message):
     (DescribeInput, {"image": IMG, "region": "r1", "extra": 1}, "extra: Extra inputs are not permitted"),
     (RelateInput, {"image": IMG, "regions": [], "question": "<Prompt0>"}, "regions: List should have at least 1"),
     (RelateInput, {"image": IMG, "regions": ["r1", {"box": [1]}], "question": "q"}, "regions.1.box: List should"),
-    (RelateInput, {"image": IMG, "regions": ["r1"] * 33, "question": "q"}, "regions: List should have at most 32"),
+    (RelateInput, {"image": IMG, "regions": ["r1"] * 33, "question": "q"},
+     "regions: 33 regions, more than the limit of 32 (regions_per_call)"),
     (GroundInput, {"image": IMG, "phrases": "a dog", "box_threshold": 1.5}, "box_threshold: Input should be less"),
     (GroundInput, {"image": IMG, "phrases": "a dog", "max_regions": 0}, "max_regions: Input should be greater"),
     (GroundInput, {"image": IMG, "phrases": ["a dog", ""]}, "phrases"),
@@ -98,7 +100,12 @@ def test_exported_schemas_are_clean(name):
     assert params["additionalProperties"] is False
     for prop in params["properties"].values():
         assert prop.get("description"), prop  # every argument explains itself to the LLM
-    assert "image" in params["required"]
+    if name in ("gar_describe", "gar_relate"):  # an image and regions, or a video and tracks
+        assert {"image", "video"} <= set(params["properties"]) and "image" not in params.get("required", [])
+    elif name == "gar_track":
+        assert params["required"] == ["video"]
+    else:
+        assert "image" in params["required"]
 
 
 def test_region_schema_lists_all_wire_forms():
@@ -121,14 +128,92 @@ def test_openai_and_mcp_formats():
     assert [s["name"] for s in json_schemas()] == list(TOOL_NAMES)
 
 
-@pytest.mark.parametrize("kind", ["openai", "mcp", "json"])
+@pytest.mark.parametrize("kind", ["openai", "openai-strict", "mcp", "json"])
 def test_cli_prints_valid_json(capsys, kind):
     assert main(["tools", "--schema", kind]) == 0
     out, err = capsys.readouterr()
     data = json.loads(out)
     assert err == "" and len(data) == len(TOOL_NAMES)
-    expected = {"openai": openai_tools(), "mcp": mcp_tools(), "json": json_schemas()}[kind]
+    expected = {"openai": openai_tools(), "openai-strict": openai_tools(strict=True), "mcp": mcp_tools(),
+                "json": json_schemas()}[kind]
     assert data == json.loads(json.dumps(expected))
+
+
+@pytest.mark.parametrize("name", TOOL_NAMES)
+def test_input_schemas_are_simple_for_grammar_constrained_decoders(name):
+    from openai_servers import grammar_problems
+
+    assert grammar_problems(input_schema(name)) == []
+    assert grammar_problems(input_schema(name, strict=True)) == []
+    # the bounds dropped from the schema are still enforced, and stated for the LLM to read
+    assert grammar_problems({"properties": {"q": {"type": "string", "maxLength": 4000}}}) == ["maxLength=4000"]
+
+
+@pytest.mark.parametrize("name", TOOL_NAMES)
+def test_strict_schemas_follow_openai_strict_mode_and_validate_what_it_sends(name):
+    from openai_servers import strict_problems
+
+    strict = input_schema(name, strict=True)
+    assert strict_problems(strict) == [] and strict_problems(input_schema(name)) != []
+    assert set(strict["required"]) == set(input_schema(name)["properties"])  # every property, nullable if optional
+    (fn,) = [t["function"] for t in openai_tools([name], strict=True)]
+    assert fn["strict"] is True and fn["parameters"] == strict
+    # strict mode sends every argument, null for those the model leaves out: that must validate
+    model = get_spec(name).input_model
+    values = {"image": IMG, "region": "r1", "regions": ["r1"], "question": "Is <Prompt0> red?", "phrases": "a dog",
+              "video": "clip_0123456789ab", "frame": 0}
+    given = {"gar_describe": ["image", "region"], "gar_relate": ["image", "regions", "question"],
+             "gar_track": ["video", "region"]}.get(name, input_schema(name).get("required", []))
+    if name == "gar_track":
+        values["region"] = {"box": [0, 0, 5, 5]}  # a track starts from a prompt on the frame, not an id
+    args = {k: (values[k] if k in given else None) for k in strict["required"]}
+    from gar_tool.tools.unit import _nulls_as_defaults
+
+    validated = model.model_validate(_nulls_as_defaults(model, args))  # as the tools validate arguments
+    for k in strict["required"]:
+        if k not in given:
+            assert getattr(validated, k) == model.model_fields[k].default  # null means the default
+
+
+def test_one_schema_for_every_adapter(capsys):
+    """LangChain (what ChatOpenAI sends), MCP tools/list, the HTTP OpenAPI request bodies and
+    `gar tools --schema` publish the same schemas."""
+    import anyio
+    from mcp import Client
+
+    from gar_tool.integrations.http.server import create_app
+    from gar_tool.integrations.langchain import get_tools
+    from gar_tool.integrations.mcp import create_server
+    from gar_tool.tools import GARToolkit, ImageInputConfig
+    from gar_agents.models import make_chat_model
+    from langchain_core.messages import HumanMessage
+    from tools_support import FakeDetector, FakeGAR
+
+    kit = GARToolkit(FakeGAR(), FakeDetector({}), inputs=ImageInputConfig(allowed_roots=[]))
+    names = kit.available_tools()
+    assert names == [n for n in TOOL_NAMES if n != "gar_track"]  # (gar_track needs a video tracker)
+    expected = {n: input_schema(n) for n in names}
+
+    assert main(["tools", "--schema", "openai"]) == 0
+    cli = {t["function"]["name"]: t["function"]["parameters"] for t in json.loads(capsys.readouterr().out)
+           if t["function"]["name"] in names}
+
+    chat = make_chat_model("openai:m", base_url="http://127.0.0.1:9/v1")
+    bound = chat.bind_tools(get_tools(kit, vision=True))
+    sent = chat._get_request_payload([HumanMessage("q")], **bound.kwargs)["tools"]
+    langchain = {t["function"]["name"]: t["function"]["parameters"] for t in sent}
+    assert [t["function"]["description"] for t in sent] == [get_spec(n).description for n in names]
+
+    async def listed():
+        async with Client(create_server(kit)) as client:
+            return (await client.list_tools()).tools
+    mcp = {t.name: t.input_schema for t in anyio.run(listed)}
+
+    paths = create_app(kit).openapi()["paths"]
+    http = {n: paths[f"/v1/{get_spec(n).method}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            for n in names}
+    for source in (cli, langchain, mcp, http):
+        assert source == expected
 
 
 def test_cli_tool_filter_and_bad_choice(capsys):

@@ -207,7 +207,7 @@ def test_ground_with_tiny_grounding_dino(tiny_dino_dir):
 
     det = GroundingDetector.from_pretrained(str(tiny_dino_dir), device="cpu", dtype="float32")
     k = GARToolkit(detector=det, inputs=ImageInputConfig(allowed_roots=[]))
-    assert k.available_tools() == ["gar_ground", "gar_measure"]
+    assert k.available_tools() == ["gar_ground", "gar_measure", "gar_zoom"]
     out = k.ground({"image": IMAGE, "phrases": "a dog. a ball.", "box_threshold": 0.0, "max_regions": 3}).artifact
     assert 1 <= len(out.regions) <= 3 and [r.id for r in out.regions] == [f"r{i + 1}" for i in range(len(out.regions))]
     for r in out.regions:
@@ -218,7 +218,7 @@ def test_ground_with_tiny_grounding_dino(tiny_dino_dir):
 
 def test_measure_exact_values_and_text():
     k = GARToolkit(inputs=ImageInputConfig(allowed_roots=[]))
-    assert k.available_tools() == ["gar_measure"]
+    assert k.available_tools() == ["gar_measure", "gar_zoom"]
     res = k.measure({"image": IMAGE, "regions": [{"box": [0, 0, 40, 30]}, {"box": [10, 10, 20, 20]},
                                                  {"polygon": [[60, 40], [79, 40], [79, 59], [60, 59]]}]})
     out = res.artifact
@@ -269,9 +269,9 @@ def test_importing_tools_stays_light():
 def test_load_from_checkpoint_directories(tiny_ckpt, tiny_dino_dir):
     k = GARToolkit.load(str(tiny_ckpt), detector=str(tiny_dino_dir), device="cpu", dtype="float32",
                         inputs=ImageInputConfig(allowed_roots=[]), max_new_tokens=2)
-    assert k.available_tools() == ["gar_describe", "gar_relate", "gar_ground", "gar_measure"]
+    assert k.available_tools() == ["gar_describe", "gar_relate", "gar_ground", "gar_measure", "gar_zoom"]
     assert k.segmenter is None and k.max_new_tokens == 2
-    assert GARToolkit.load(None).available_tools() == ["gar_measure"]
+    assert GARToolkit.load(None).available_tools() == ["gar_measure", "gar_zoom"]
 
 
 def test_measure_text_is_capped_but_the_artifact_is_complete():

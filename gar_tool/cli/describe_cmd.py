@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from gar_tool.cli.video_cmd import add_video_options, is_video_input, run_video
 from gar_tool.errors import InputError
 from gar_tool.regions.refs import prompt_token
 
@@ -29,21 +30,23 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = sub.add_parser("describe", help="describe one region of an image")
-    d.add_argument("image", help="image file")
-    d.add_argument("--region", required=True, metavar="SPEC", help=SPEC_HELP)
+    d = sub.add_parser("describe", help="describe one region of an image or a video")
+    d.add_argument("image", help="image file, or a video file / folder of frames (see the video options)")
+    d.add_argument("--region", default=None, metavar="SPEC", help=SPEC_HELP + " (required for images)")
     d.add_argument("--instruction", default=None,
                    help="replace GAR's 'Describe this masked region in detail.'")
     add_model_options(d)
+    add_video_options(d)
     d.set_defaults(func=run_describe)
 
     r = sub.add_parser("relate", help="answer a question about several regions (<Prompt0>, <Prompt1>, ...)")
-    r.add_argument("image", help="image file")
+    r.add_argument("image", help="image file, or a video file / folder of frames (see the video options)")
     r.add_argument("question", help="question naming regions as <Prompt0>, <Prompt1>, ... in --region order")
     r.add_argument("--region", action="append", default=[], metavar="SPEC", help=SPEC_HELP + "; repeatable")
     r.add_argument("--regions-json", default=None, metavar="FILE",
                    help="JSON list of COCO RLE dicts in <PromptN> order (GAR-Bench mask_rles)")
     add_model_options(r)
+    add_video_options(r)
     r.set_defaults(func=run_relate)
 
 
@@ -95,6 +98,10 @@ def _emit(args: argparse.Namespace, answer: Any, regions: Any, gar: Any) -> int:
 
 
 def run_describe(args: argparse.Namespace) -> int:
+    if is_video_input(args):
+        return run_video(args, None)
+    if args.region is None:
+        raise InputError("give the region to describe: --region SPEC")
     image, regions = _load_inputs(args, [args.region], None)
     gar = _load_gar(args)
     answer = gar.describe(image, regions[0], instruction=args.instruction,
@@ -103,6 +110,8 @@ def run_describe(args: argparse.Namespace) -> int:
 
 
 def run_relate(args: argparse.Namespace) -> int:
+    if is_video_input(args):
+        return run_video(args, args.question)
     image, regions = _load_inputs(args, args.region, args.regions_json)
     gar = _load_gar(args)
     # Validate the question against the regions before any model work is wasted.

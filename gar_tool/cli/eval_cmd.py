@@ -8,6 +8,9 @@ Examples::
         --judge openai:gpt-4o-2024-11-20 --data GAR-Bench/ --out gar_1b_simple_eval.json
     gar eval score --benchmark dlc-bench --pred gar_1b_eval_gpt.json [--data DLC-Bench/]
     gar eval run --benchmark gar-bench-vqa --data GAR-Bench/ --model HaochenWang/GAR-1B --out vqa.json
+    gar eval run --benchmark videorefer-bench-q --data VideoRefer-Bench-Q/ --model HaochenWang/GAR-8B \\
+        --out videorefer.jsonl [--mode single|multi] [--frames 16] [--tracker sam2]
+    gar eval score --benchmark videorefer-bench-q --pred videorefer.jsonl [--data VideoRefer-Bench-Q/]
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 def register(subparsers: Any) -> None:
     """Add ``eval`` with its ``score`` and ``run`` sub-commands."""
-    p = subparsers.add_parser("eval", help="score / run benchmarks (GAR-Bench, DLC-Bench)",
+    p = subparsers.add_parser("eval", help="score / run benchmarks (GAR-Bench, DLC-Bench, VideoRefer-Bench-Q)",
                               description="Benchmarks: " + _NAMES)
     sub = p.add_subparsers(dest="eval_command", metavar="{score,run}")
     sub.required = True
@@ -73,6 +76,11 @@ def register(subparsers: Any) -> None:
     r.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget (original: 1024)")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    v = r.add_argument_group("video benchmarks (VideoRefer-Bench-Q)")
+    v.add_argument("--frames", type=int, default=16, help="frames per item (default 16, the benchmark's protocol)")
+    v.add_argument("--mode", choices=("single", "multi"), default="single",
+                   help="single: the key frame's masks (VideoRefer's default); multi: the annotated masks")
+    v.add_argument("--tracker", metavar="sam2|DIR", help="single mode: propagate the key-frame masks with SAM 2")
     a = r.add_argument_group("planner agent instead of GAR alone (GAR-Bench VQA)")
     a.add_argument("--agent", metavar="SPEC", help="planner model: openai:MODEL, ollama:MODEL, "
                    "anthropic:MODEL or hf:REPO_OR_DIR; the agent answers with the gar tools over --model")
@@ -87,7 +95,9 @@ def score_command(args: argparse.Namespace) -> int:
     bench = get_benchmark(args.benchmark)
     if args.judge_max_calls is not None and args.judge_max_calls < 1:
         raise InputError(f"--judge-max-calls must be positive, got {args.judge_max_calls}")
-    if bench.kind == "vqa":
+    if bench.kind == "videorefer-q":
+        result, text = _score_videorefer(args, bench)
+    elif bench.kind == "vqa":
         if args.judge:
             raise InputError("gar-bench-vqa is scored by exact match; --judge applies to captions and dlc-bench")
         result, text = _score_vqa(args, bench)
@@ -169,6 +179,17 @@ def _score_dlc(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
     return summary.as_dict(), format_dlc(summary) + note
 
 
+def _score_videorefer(args: argparse.Namespace, bench: Benchmark) -> tuple[dict, str]:
+    from gar_tool.evaluation.videorefer import format_score, load_items, load_predictions, score
+
+    if args.judge:
+        raise InputError("videorefer-bench-q is scored by its answer letters; --judge does not apply")
+    items = load_items(args.data, bench.annotation_file) if args.data else None
+    records = load_predictions(args.pred, items=items, expected=bench.size, allow_partial=args.allow_partial)
+    s = score(records)
+    return s.as_dict(), format_score(s) + _partial_note(len(records), bench.size, items)
+
+
 def _partial_note(n: int, size: int, ann: Any) -> str:
     total = len(ann) if ann is not None else size
     return f"\n(partial: {n} of {total} items scored)" if n < total else ""
@@ -200,6 +221,8 @@ def run_command(args: argparse.Namespace) -> int:
     _check_data(bench, args.data)  # cheap checks before the model is loaded
     if args.agent and bench.kind == "dlc":
         raise InputError("--agent runs multiple-choice GAR-Bench items; DLC-Bench runs GAR alone")
+    if bench.kind == "videorefer-q":
+        return _run_videorefer(args, Path(args.out or f"{bench.name}-predictions.jsonl"))
     gar = load_gar(args.model, device=args.device, dtype=args.dtype, compat=args.compat)
     if args.agent:
         gar = load_agent_predictor(gar, args.agent, base_url=args.agent_base_url, max_steps=args.agent_max_steps)
@@ -221,8 +244,34 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_videorefer(args: argparse.Namespace, out: Path) -> int:
+    from gar_tool.evaluation.videorefer_run import run_videorefer
+    from gar_tool.video.clip import check_frame_count
+
+    if args.agent:
+        raise InputError("--agent runs GAR-Bench VQA items; VideoRefer-Bench-Q runs GAR alone")
+    check_frame_count(args.frames, "--frames")
+    if args.tracker and args.mode != "single":
+        raise InputError("--tracker propagates the key frame's masks: use it with --mode single")
+    gar = load_gar(args.model, device=args.device, dtype=args.dtype, compat=args.compat)
+    tracker = None
+    if args.tracker:
+        from gar_tool.video.tracker import load_tracker
+
+        tracker = load_tracker(args.tracker, device=args.device, dtype=args.dtype)
+    stats = run_videorefer(gar, args.data, out, mode=args.mode, frames=args.frames, tracker=tracker,
+                           limit=args.limit, max_new_tokens=args.max_new_tokens, model_name=args.model,
+                           show_progress=not args.no_progress)
+    print(json.dumps(stats.as_dict(), indent=2) if args.json else "\n".join(stats.lines()))
+    return 0
+
+
 def _check_data(bench: Benchmark, data: str) -> None:
-    if bench.kind == "dlc":
+    if bench.kind == "videorefer-q":
+        from gar_tool.evaluation.videorefer import load_items
+
+        load_items(data, bench.annotation_file)
+    elif bench.kind == "dlc":
         from gar_tool.evaluation.dlc_bench import load_dlc
 
         load_dlc(data)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     model, detector = args.model or DEFAULT_MODEL_TEXT, args.detector or DEFAULT_DETECTOR
     names = {key: None if value is None or value.strip().lower() in ("", "none", "off") else value
              for key, value in (("gar", model), ("detector", detector), ("segmenter", args.segmenter))}
-    toolkit = BackgroundToolkit(lambda: toolkit_from_args(args), planned_tools(model, detector), names)
+    toolkit = BackgroundToolkit(lambda: toolkit_from_args(args), planned_tools(model, detector, args.tracker), names)
     server = create_server(toolkit, include_overlay=not args.no_overlay, max_concurrency=args.max_concurrency,
                            load_wait=args.load_wait)
     where = f"streamable HTTP at http://{args.host}:{args.port}/mcp" if args.http else "stdio"

@@ -45,13 +45,15 @@ def add_toolkit_options(p: argparse.ArgumentParser, log_level: str = "info") -> 
     p.add_argument("--segmenter", default="none", metavar="DIR|HUB|sam",
                    help="SAM checkpoint turning boxes / points into object masks; 'sam' = facebook/sam-vit-base "
                         "(default none: boxes stay rectangles)")
+    p.add_argument("--tracker", default="none", metavar="DIR|HUB|sam2",
+                   help="SAM 2 video checkpoint for gar_track; 'sam2' = facebook/sam2.1-hiera-tiny (default none)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: fp32 on CPU, bf16 on CUDA)")
     p.add_argument("--compat", choices=("default", "original"), default="default",
                    help="'original' reproduces the released GAR inference code exactly")
     p.add_argument("--max-new-tokens", type=_positive_int, default=256, help="GAR answer length limit (default 256)")
     p.add_argument("--allow-dir", action="append", default=None, metavar="DIR",
-                   help="image paths must lie under DIR (repeatable; default: the working directory)")
+                   help="image and video paths must lie under DIR (repeatable; default: the working directory)")
     p.add_argument("--allow-urls", action="store_true",
                    help="let the tools fetch http(s) image URLs (public addresses only)")
     p.add_argument("--max-image-pixels", type=_positive_int, default=limit("image_pixels"), metavar="N",
@@ -79,7 +81,7 @@ def toolkit_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str | No
     return load_toolkit(args.model or DEFAULT_MODEL_TEXT, args.detector or DEFAULT_DETECTOR, args.segmenter,
                         device=args.device, dtype=args.dtype, compat=args.compat, inputs=inputs,
                         max_new_tokens=args.max_new_tokens, max_batch=args.max_batch,
-                        max_wait=args.batch_wait_ms / 1000.0)
+                        max_wait=args.batch_wait_ms / 1000.0, tracker=getattr(args, "tracker", None))
 
 
 def allowed_hosts(args: argparse.Namespace) -> list[str]:

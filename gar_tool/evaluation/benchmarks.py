@@ -12,7 +12,7 @@ from typing import Literal
 
 from gar_tool.errors import InputError
 
-Kind = Literal["vqa", "caption-simple", "caption-detailed", "dlc"]
+Kind = Literal["vqa", "caption-simple", "caption-detailed", "dlc", "videorefer-q"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("gar-bench-caption-detailed", "caption-detailed",
                   "annotations/GAR-Bench-Caption-Detailed.json", 107, "GAR-Bench-Caption-Detailed"),
         Benchmark("dlc-bench", "dlc", "annotations/qa.json", 100, "DLC-Bench"),
+        # VideoRefer-Bench-Q (DAMO-NLP-SG/VideoRefer-Bench): 1,000 questions per its README; the file
+        # is not in ../shared, so this size is not checked against it here.
+        Benchmark("videorefer-bench-q", "videorefer-q", "VideoRefer-Bench-Q.json", 1000, "VideoRefer-Bench-Q"),
     )
 }
 

@@ -114,7 +114,7 @@ def run_loop(tasks: Sequence[Task], work: Callable[[Task], dict[str, Any]], log:
             stats.visited += 1
             if task.key in log:
                 continue
-            if not task.image.is_file():
+            if not task.image.exists():  # an image or video file, or a folder of frames
                 stats.missing_images.append(task.key)
                 continue
             try:

@@ -153,7 +153,7 @@ class GARModel(nn.Module):
 
     # ------------------------------------------------------------------ replay
     def roi_features(self, tile_features: Sequence[torch.Tensor], grids: Sequence[tuple[int, int]],
-                     boxes: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
+                     boxes: torch.Tensor, sample_index: torch.Tensor, thumbnail: bool = True) -> torch.Tensor:
         """RoI-aligned features of all regions of all samples in one ``roi_align`` call.
 
         Args:
@@ -161,18 +161,22 @@ class GARModel(nn.Module):
             grids: per sample ``(ncw, nch)``.
             boxes: ``(R, 4)`` normalised ``(x1, y1, x2, y2)`` (max inclusive) per region.
             sample_index: ``(R,)`` int64 sample of each region.
+            thumbnail: whether each sample's features start with a thumbnail row (skipped).
+                ``False`` for video frames, each one ``(1, S², H)`` tile with grid ``(1, 1)``
+                and no thumbnail, as the original's video branch replays them.
         Returns:
             ``(R, S², H)`` float32 features, rows row-major over the ``S × S`` RoI bins.
         """
         from torchvision.ops import roi_align
 
         s = self.settings.tokens_side
+        first = 1 if thumbnail else 0
         maps = []
         for feats, (ncw, nch) in zip(tile_features, grids):
             hdim = feats.shape[-1]
             # Tiles (row r, col c) of S×S features → one raster-order (H·W, C) matrix (row copies),
             # then a single 2-D transpose to (C, H, W): ~4× faster than one 5-D permute on CPU.
-            raster = feats[1:].reshape(nch, ncw, s, s, hdim).permute(0, 2, 1, 3, 4).reshape(-1, hdim)
+            raster = feats[first:].reshape(nch, ncw, s, s, hdim).permute(0, 2, 1, 3, 4).reshape(-1, hdim)
             maps.append(raster.float().t().contiguous().view(hdim, nch * s, ncw * s))
         max_h = max(m.shape[1] for m in maps)
         max_w = max(m.shape[2] for m in maps)

@@ -105,6 +105,8 @@ def run_tool(toolkit: GARToolkit, name: str, arguments: dict[str, Any] | None,
         _check_call(name, arguments, toolkit.available_tools())
         result = toolkit.call(name, arguments or {})
         content: list[Any] = [types.TextContent(text=result.content)]
+        if result.image is not None:  # gar_zoom: the picture is the answer, whatever include_overlay says
+            content.append(types.ImageContent(data=result.image.base64(), mime_type=result.image.mime_type))
         if include_overlay:
             png = result.overlay_png
             if png is not None:

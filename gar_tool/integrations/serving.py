@@ -6,7 +6,8 @@
 * :func:`component_names` — which models serve which tool (health / status output);
 * :class:`BackgroundToolkit` — a toolkit loading in a worker thread while the server already
   answers (``gar mcp`` answers ``initialize`` and ``tools/list`` at once);
-* :func:`agent_error_text` — the one-line text an agent reads for a failed call.
+* :func:`agent_error_text` — the one-line text an agent reads for a failed call;
+* :func:`planner_class` — the planner agent's class, from the ``gar.planners`` entry point.
 
 Nothing here imports FastAPI, uvicorn or the MCP SDK; torch is imported only when models load.
 """
@@ -82,25 +83,26 @@ def image_inputs(allow_dirs: Sequence[str | os.PathLike] | None = None, allow_ur
 def load_toolkit(model: str | None, detector: str | None = None, segmenter: Any = None, *,
                  device: str | None = None, dtype: str | None = None, compat: str = "default",
                  inputs: ImageInputConfig | None = None, max_new_tokens: int = 256, max_batch: int = 8,
-                 max_wait: float = 0.01) -> tuple[GARToolkit, dict[str, str | None]]:
+                 max_wait: float = 0.01, tracker: Any = None) -> tuple[GARToolkit, dict[str, str | None]]:
     """Load the components once (``None`` / ``"none"`` = leave one out) and return
     ``(toolkit, names)``: a micro-batched toolkit and ``{"gar", "detector", "segmenter"}`` names
-    for status output."""
-    model, detector, segmenter = _none(model), _none(detector), _none(segmenter)
+    for status output. ``tracker``: a SAM 2 video checkpoint for ``gar_track``."""
+    model, detector, segmenter, tracker = _none(model), _none(detector), _none(segmenter), _none(tracker)
     if model is None and detector is None:
         raise InputError("nothing to serve: give --model (GAR) and/or --detector (Grounding DINO)")
     kit = GARToolkit.load(model=model, detector=detector, segmenter=segmenter, device=device, dtype=dtype,
-                          compat=compat, inputs=inputs, max_new_tokens=max_new_tokens)
+                          compat=compat, inputs=inputs, max_new_tokens=max_new_tokens, tracker=tracker)
     names = {"gar": None if model is None else str(model), "detector": None if detector is None else str(detector),
              "segmenter": None if kit.segmenter is None else str(segmenter)}
     return with_batcher(kit, max_batch=max_batch, max_wait=max_wait), names
 
 
-def planned_tools(model: Any, detector: Any) -> list[str]:
+def planned_tools(model: Any, detector: Any, tracker: Any = None) -> list[str]:
     """The tools a toolkit loaded with these components will offer (``None`` / ``"none"`` = left out)."""
     from gar_tool.tools.specs import TOOL_SPECS
 
-    have = {"gar": _none(model) is not None, "detector": _none(detector) is not None, None: True}
+    have = {"gar": _none(model) is not None, "detector": _none(detector) is not None,
+            "tracker": _none(tracker) is not None, None: True}
     return [s.name for s in TOOL_SPECS if have[s.needs]]
 
 
@@ -186,6 +188,18 @@ def component_names(toolkit: Any, names: dict[str, str | None] | None = None) ->
     return out
 
 
-__all__ = ["agent_error_text", "with_batcher", "batcher_of", "close_toolkit", "image_inputs", "load_toolkit", "component_names",
+def planner_class() -> Any:
+    """The planner agent's class (``gar_agents.Planner``: ``cls(toolkit, spec, max_steps=,
+    base_url=)``) from the ``gar.planners`` entry point, so that ``gar_tool`` never imports the
+    planner package; :class:`InputError` when no installed package declares it."""
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group="gar.planners") if ep.name == "planner"]
+    if not found:
+        raise InputError("--planner needs the agents package installed (entry point gar.planners:planner)")
+    return found[0].load()
+
+
+__all__ = ["agent_error_text", "planner_class", "with_batcher", "batcher_of", "close_toolkit", "image_inputs", "load_toolkit", "component_names",
            "planned_tools", "BackgroundToolkit", "StillLoading",
            "RETRY_HINT", "FINAL_HINT"]

@@ -42,13 +42,16 @@ def legend_text(region: Region, index: int) -> str:
     return "  ".join(parts)
 
 
-def draw_overlay(image: ImageLike, regions: Sequence[Region], labels: Sequence[str] | None = None) -> Image.Image:
+def draw_overlay(image: ImageLike, regions: Sequence[Region], labels: Sequence[str] | None = None,
+                 colors: Sequence[int] | None = None) -> Image.Image:
     """Return an RGB image: ``image`` with each region filled, outlined and tagged, plus a legend.
 
     Args:
         image: the image the regions belong to (path, PIL image, ``H×W×3`` uint8 array, bytes).
         regions: regions whose masks are ``H×W`` like the image (``Regions`` or a list).
         labels: one legend line per region, replacing the default ``"id  label  score"``.
+        colors: per region the :func:`region_color` index to draw it with (default: its position),
+            so that one object keeps its colour across several overlays (video contact sheets).
 
     Returns:
         A new RGB image, ``H + legend height`` tall and at least ``W`` wide (wider only when a
@@ -64,11 +67,14 @@ def draw_overlay(image: ImageLike, regions: Sequence[Region], labels: Sequence[s
         if r.size != (h, w):
             raise RegionError(f"region {i} mask is {r.size[1]}x{r.size[0]} (WxH) but the image is {w}x{h}")
     lines = list(labels) if labels is not None else [legend_text(r, i) for i, r in enumerate(regs)]
+    if colors is not None and len(colors) != len(regs):
+        raise RegionError(f"colors has {len(colors)} entries for {len(regs)} regions")
+    hue = list(colors) if colors is not None else list(range(len(regs)))
 
     pixels = np.asarray(base, dtype=np.float32).copy()  # (H, W, 3)
     edge = max(1, round(min(w, h) / 300))  # outline thickness grows with the image
     for i, r in enumerate(regs):
-        color = np.array(region_color(i), dtype=np.float32)
+        color = np.array(region_color(hue[i]), dtype=np.float32)
         pixels[r.mask] = (1 - _FILL_ALPHA) * pixels[r.mask] + _FILL_ALPHA * color
         pixels[_outline(r.mask, edge)] = color
     canvas = Image.fromarray(pixels.round().clip(0, 255).astype(np.uint8))
@@ -80,7 +86,7 @@ def draw_overlay(image: ImageLike, regions: Sequence[Region], labels: Sequence[s
         tag = r.id or f"r{i + 1}"
         x1, y1 = r.box[0], r.box[1]
         left, top, right, bottom = draw.textbbox((x1, y1), tag, font=font)
-        draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=region_color(i))
+        draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=region_color(hue[i]))
         draw.text((x1, y1), tag, fill=(0, 0, 0), font=font)
 
     pad = max(4, font_px // 3)
@@ -94,7 +100,7 @@ def draw_overlay(image: ImageLike, regions: Sequence[Region], labels: Sequence[s
     for i, text in enumerate(rows):
         y = h + pad + i * row
         if lines:
-            draw.rectangle([pad, y, pad + font_px, y + font_px], fill=region_color(i), outline=(0, 0, 0))
+            draw.rectangle([pad, y, pad + font_px, y + font_px], fill=region_color(hue[i]), outline=(0, 0, 0))
         draw.text((2 * pad + font_px, y), text, fill=(0, 0, 0), font=font)
     return out
 

@@ -83,7 +83,7 @@ class Region:
     @property
     def size(self) -> Size:
         """``(height, width)`` of the image the mask belongs to."""
-        return self.mask.shape  # type: ignore[return-value]
+        return self.mask.shape
 
     @property
     def area(self) -> int:
@@ -270,7 +270,7 @@ class Regions(Sequence[Region]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return Regions(self._items[index])
         if isinstance(index, np.ndarray) and index.dtype == np.bool_:

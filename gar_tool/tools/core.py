@@ -1,4 +1,4 @@
-"""``GARToolkit``: the one implementation of the tools every adapter calls.
+"""``GARToolkit``: the components the tools run on, and the way every adapter calls a tool.
 
 ::
 
@@ -10,110 +10,95 @@
     res.content, res.artifact.region.id, res.overlay_png     # text, pydantic output, PNG bytes
     kit.relate({"image": res.artifact.image_id, "regions": ["r1", {"box": [300, 40, 380, 200]}],
                 "question": "Is <Prompt0> looking at <Prompt1>?"})
+    kit.call_many([("gar_describe", {...}), ("gar_relate", {...})])   # together, same results
 
-Each method takes the tool's input model (or a dict validated into it), returns a
-:class:`~gar_tool.tools.results.ToolResult`, and raises only
-:class:`~gar_tool.tools.errors.ToolInputError` (bad arguments: retry with others) or
-:class:`~gar_tool.tools.errors.ToolFailure` (final). Images and every region used are put in the
+The toolkit only holds components (GAR, detector, segmenter, session store, image input rules,
+decoding options); each tool is a unit of :mod:`gar_tool.tools.registry`. A call takes the tool's
+input model (or a dict validated into it), returns a :class:`~gar_tool.tools.results.ToolResult`,
+and raises only :class:`~gar_tool.tools.errors.ToolInputError` (bad arguments: retry with others)
+or :class:`~gar_tool.tools.errors.ToolFailure` (final). Images and every region used are put in the
 :class:`~gar_tool.tools.store.SessionStore`, and their ids are returned, so calls chain.
-
-``relate`` with more regions than ``gar.prompt_slots`` asks the question in chunks, in one batched
-GAR call: the strategy is documented in :mod:`gar_tool.tools.relate_chunks`.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gar_tool.gar.protocol import DecodeOptions
-from gar_tool.regions.forms import coerce_region
-from gar_tool.regions.refs import prompt_token
-from gar_tool.regions.region import Region
 from gar_tool.shapes import SHAPES_DETECTOR
-from gar_tool.tools.errors import ToolFailure, ToolInputError, as_tool_error
+from gar_tool.tools.errors import ToolError
 from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
-from gar_tool.tools.measure import measure as measure_masks
-from gar_tool.tools.relate_chunks import check_references, plan_chunks, to_global, to_ids
-from gar_tool.tools.results import ToolResult, fmt_box, fmt_num, region_out, region_phrase, render_overlay_png
-from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, ImageSize, MeasureInput,
-                      MeasureOutput, PairGeometry, PromptBinding, RegionGeometry, RelateChunk, RelateInput,
-                      RelateOutput, region_wire)
-from gar_tool.tools.specs import TOOL_SPECS, get_spec
-from gar_tool.tools.store import SessionStore, StoredImage
+from gar_tool.tools.registry import TOOLS, get_tool
+from gar_tool.tools.results import ToolResult
+from gar_tool.tools.store import SessionStore
+from gar_tool.tools.unit import Staged
+from gar_tool.tools.video import VideoInputs, VideoStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from gar_tool.gar.protocol import GARBackend
+    from gar_tool.tools.components import Detector, Segmenter
 
-#: Most pair lines in gar_measure's text (36 = every pair of 9 regions); the artifact has all pairs.
-MAX_PAIR_LINES = 36
-
-
-def _tool(name: str) -> Callable:
-    """Validate the argument into the tool's input model and map every error onto ToolError."""
-    spec = get_spec(name)
-
-    def wrap(fn: Callable[[Any, Any], ToolResult]) -> Callable[[Any, Any], ToolResult]:
-        @functools.wraps(fn)
-        def run(self: "GARToolkit", args: Any) -> ToolResult:
-            try:
-                inp = args if isinstance(args, spec.input_model) else spec.input_model.model_validate(args)
-                return fn(self, inp)
-            except Exception as exc:  # every failure reaches the agent as one of the two ToolErrors
-                err = as_tool_error(exc, name)
-                raise err from err.__cause__
-        return run
-    return wrap
+#: What :meth:`GARToolkit.call_many` gives for each call: its result or its error.
+Outcome = ToolResult | ToolError
 
 
 class GARToolkit:
     """The tools over optional components.
 
     Args:
-        gar: a loaded :class:`gar_tool.GAR` (``gar_describe`` / ``gar_relate`` need it).
-        detector: a grounding detector with ``detect(image, phrases, box_threshold=,
-            text_threshold=, max_regions=) -> Regions`` (``gar_ground`` needs it), e.g.
+        gar: a :class:`~gar_tool.gar.protocol.GARBackend` (``gar_describe`` / ``gar_relate`` need
+            it): a :class:`gar_tool.GAR`, a :class:`~gar_tool.gar.batching.MicroBatcher` over one
+            (concurrent tool calls share batches), a remote GAR, or a fake. The parts of one
+            ``gar_relate`` are always passed to it in one ``answer`` call.
+        detector: a :class:`~gar_tool.tools.components.Detector` (``gar_ground`` needs it), e.g.
             :class:`gar_tool.grounding.GroundingDetector`.
-        segmenter: turns box / points region prompts into object masks (``segment(image, boxes=,
-            points=, point_labels=) -> Regions``). ``None`` (default) uses ``detector.segmenter``
-            when the detector has one; ``False`` disables it (boxes stay rectangles).
+        segmenter: a :class:`~gar_tool.tools.components.Segmenter` turning box / points region
+            prompts into object masks. ``None`` (default) uses ``detector.segmenter`` when the
+            detector has one; ``False`` disables it (boxes stay rectangles).
         store: the session store (a new :class:`SessionStore` by default).
         inputs: where images may come from (:class:`ImageInputConfig`; default: paths under the
             current directory, data: URIs, base64, image ids; no URLs).
         max_new_tokens: GAR generation limit per answer.
         text_threshold: the detector's phrase-token threshold (not exposed to agents).
-
-    ``gar`` is any :class:`~gar_tool.gar.protocol.GARBackend`: a :class:`gar_tool.GAR`, a
-    :class:`~gar_tool.gar.batching.MicroBatcher` over one (servers: concurrent tool calls share
-    batches), a remote GAR over HTTP, or a fake. The chunks of one ``gar_relate`` are always
-    passed to it in one ``answer`` call.
+        decode: all GAR decoding options (overrides ``max_new_tokens``; benchmarks use
+            ``ignore_eos``).
+        tracker: a SAM 2 video tracker (:class:`gar_tool.video.Sam2VideoTracker`; ``gar_track``
+            needs it). Videos (paths under the same allowed directories as images, or clip ids)
+            and tracks live in :attr:`videos` (:class:`~gar_tool.tools.video.VideoInputs`).
     """
 
-    def __init__(self, gar: "GARBackend | None" = None, detector: Any = None, segmenter: Any = None, *,
-                 store: SessionStore | None = None, inputs: ImageInputConfig | None = None,
-                 max_new_tokens: int = 256, text_threshold: float = 0.25) -> None:
+    def __init__(self, gar: "GARBackend | None" = None, detector: "Detector | None" = None,
+                 segmenter: "Segmenter | bool | None" = None, *, store: SessionStore | None = None,
+                 inputs: ImageInputConfig | None = None, max_new_tokens: int = 256, text_threshold: float = 0.25,
+                 decode: DecodeOptions | None = None, tracker: Any = None,
+                 videos: VideoStore | None = None) -> None:
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         self.gar = gar
         self.detector = detector
         if segmenter is None:
             segmenter = getattr(detector, "segmenter", None)
-        self.segmenter = segmenter or None
+        self.segmenter: "Segmenter | None" = segmenter or None  # type: ignore[assignment]
         self.store = store if store is not None else SessionStore()
         self.images = ImageResolver(self.store, inputs)
-        self.max_new_tokens = max_new_tokens
+        self.decode = decode if decode is not None else DecodeOptions(max_new_tokens=max_new_tokens)
+        self.max_new_tokens = self.decode.max_new_tokens
         self.text_threshold = text_threshold
+        self.tracker = tracker
+        self.videos = VideoInputs(videos if videos is not None else VideoStore(), self.images.config.roots)
 
     @classmethod
     def load(cls, model: str | None = None, detector: str | None = None, segmenter: Any = None, *,
              device: str | None = None, dtype: str | None = None, compat: str = "default",
-             **kwargs: Any) -> "GARToolkit":
+             tracker: Any = None, **kwargs: Any) -> "GARToolkit":
         """Load the components from directories / hub ids (``None`` = leave that component out).
 
         ``segmenter``: a SAM directory / hub id, ``True`` / ``"sam"`` for the default SAM, or
-        None; with a ``detector`` it also refines the detector's boxes. ``kwargs`` go to
-        :class:`GARToolkit` (``store``, ``inputs``, ``max_new_tokens``).
+        None; with a ``detector`` it also refines the detector's boxes. ``tracker``: a SAM 2 video
+        directory / hub id, or ``"sam2"`` for the default. ``kwargs`` go to :class:`GARToolkit`
+        (``store``, ``inputs``, ``max_new_tokens``, ``decode``).
         """
         gar = det = seg = None
         if model is not None:
@@ -133,137 +118,11 @@ class GARToolkit:
             from gar_tool.grounding import load_segmenter
 
             seg = load_segmenter(segmenter, device=device, dtype=dtype)
+        if tracker is not None:
+            from gar_tool.video.tracker import load_tracker
+
+            kwargs["tracker"] = load_tracker(tracker, device=device, dtype=dtype)
         return cls(gar, det, seg if seg is not None else False, **kwargs)
-
-    # ------------------------------------------------------------------ discovery
-    def available_tools(self) -> list[str]:
-        """Names of the tools whose components are present (``gar_measure`` always is)."""
-        have = {"gar": self.gar is not None, "detector": self.detector is not None, None: True}
-        return [s.name for s in TOOL_SPECS if have[s.needs]]
-
-    def call(self, name: str, args: Any) -> ToolResult:
-        """Run tool ``name`` (e.g. ``"gar_describe"``) on ``args`` (a dict or its input model)."""
-        try:
-            spec = get_spec(name)
-        except ToolInputError as exc:
-            exc.tool = name
-            raise
-        return getattr(self, spec.method)(args)
-
-    # ------------------------------------------------------------------ tools
-    @_tool("gar_describe")
-    def describe(self, inp: DescribeInput) -> ToolResult:
-        """``gar_describe``: GAR's description of one region."""
-        gar = self._need_gar("gar_describe")
-        img = self.images.resolve(inp.image)
-        region = self._region(img, inp.region, "region")
-        ans = self._model_call("gar_describe", lambda: self._describe_call(gar, img, region, inp.instruction))
-        out = DescribeOutput(image_id=img.image_id, region=region_out(region), description=ans.text,
-                             finish_reason=ans.finish_reason)
-        content = f"{region_phrase(region)} in {img.image_id}: {ans.text or '(empty answer)'}"
-        if ans.finish_reason == "length":
-            content += " [cut at the token limit]"
-        legend = [f"{region.id}  {region.label or region.source}"]
-        return ToolResult("gar_describe", content, out, self._overlay(img, [region], legend))
-
-    @_tool("gar_relate")
-    def relate(self, inp: RelateInput) -> ToolResult:
-        """``gar_relate``: GAR's answer to a question about regions (chunked beyond the prompt slots)."""
-        gar = self._need_gar("gar_relate")
-        img = self.images.resolve(inp.image)
-        check_references(inp.question, len(inp.regions))
-        regions = [self._region(img, r, f"regions[{i}]") for i, r in enumerate(inp.regions)]
-        ids = [r.id for r in regions]
-        plans = plan_chunks(inp.question, len(regions), gar.prompt_slots,
-                            lambda i: regions[i].label or "another region")
-        answers = self._model_call("gar_relate", lambda: self._relate_call(
-            gar, img, [[regions[g] for g in p.members] for p in plans], [p.question for p in plans]))
-        chunks = []
-        for plan, ans in zip(plans, answers):
-            local_ids = [ids[g] for g in plan.members]
-            chunks.append(RelateChunk(
-                regions=[PromptBinding(prompt=prompt_token(k), region_id=rid) for k, rid in enumerate(local_ids)],
-                question=plan.question, answer=ans.text, answer_with_ids=to_ids(ans.text, local_ids),
-                finish_reason=ans.finish_reason))
-        chunked = len(plans) > 1
-        if chunked:
-            lines = [f"Part {n} of {len(plans)} ({', '.join(prompt_token(g) for g in p.members)}): "
-                     f"{to_global(c.answer, p.members)}" for n, (p, c) in enumerate(zip(plans, chunks), 1)]
-            id_lines = [f"Part {n} of {len(plans)} ({', '.join(b.region_id for b in c.regions)}): "
-                        f"{c.answer_with_ids}" for n, c in enumerate(chunks, 1)]
-            answer, answer_ids = "\n".join(lines), "\n".join(id_lines)
-        else:
-            answer, answer_ids = chunks[0].answer, chunks[0].answer_with_ids
-        out = RelateOutput(image_id=img.image_id, question=inp.question, regions=[region_out(r) for r in regions],
-                           answer=answer, answer_with_ids=answer_ids, chunked=chunked, chunks=chunks)
-        binding = ", ".join(f"{prompt_token(i)} = {region_phrase(r)}" for i, r in enumerate(regions))
-        if chunked:
-            content = (f"Regions in {img.image_id}: {binding}.\nGAR sees at most {gar.prompt_slots} regions per "
-                       f"question, so the question was asked in {len(plans)} parts of consecutive regions; each "
-                       f"part saw only its own regions (others were named in words). Answers per part:\n"
-                       f"{answer_ids}")
-        else:
-            content = f"Regions in {img.image_id}: {binding}.\nAnswer: {answer_ids or '(empty answer)'}"
-        if any(c.finish_reason == "length" for c in chunks):
-            content += " [cut at the token limit]"
-        legend = [f"{r.id} = {prompt_token(i)}  {r.label or r.source}" for i, r in enumerate(regions)]
-        return ToolResult("gar_relate", content, out, self._overlay(img, regions, legend))
-
-    @_tool("gar_ground")
-    def ground(self, inp: GroundInput) -> ToolResult:
-        """``gar_ground``: regions matching phrases, stored with fresh ids."""
-        if self.detector is None:
-            raise ToolFailure("gar_ground is not available: this toolkit has no grounding detector "
-                              "(start it with a detector, e.g. --detector IDEA-Research/grounding-dino-tiny)")
-        from gar_tool.grounding.phrases import parse_phrases
-
-        phrases = parse_phrases(inp.phrases)
-        img = self.images.resolve(inp.image)
-        found = self._model_call("gar_ground", lambda: self.detector.detect(
-            img.image, phrases, box_threshold=inp.box_threshold, text_threshold=self.text_threshold,
-            max_regions=inp.max_regions))
-        regions = [self.store.put_region(img.image_id, r) for r in found]
-        out = GroundOutput(image_id=img.image_id, phrases=phrases, regions=[region_out(r) for r in regions])
-        wanted = ", ".join(repr(p) for p in phrases)
-        if regions:
-            listed = "; ".join(region_phrase(r) for r in regions)
-            content = f"Found {len(regions)} region(s) for {wanted} in {img.image_id}: {listed}."
-        else:
-            content = (f"No region found for {wanted} in {img.image_id} (box_threshold {fmt_num(inp.box_threshold)}). "
-                       "Try a lower box_threshold or simpler phrases.")
-        legend = [f"{r.id}  {r.label or r.source}" + ("" if r.score is None else f"  {r.score:.2f}") for r in regions]
-        return ToolResult("gar_ground", content, out, self._overlay(img, regions, legend))
-
-    @_tool("gar_measure")
-    def measure(self, inp: MeasureInput) -> ToolResult:
-        """``gar_measure``: exact mask geometry (no model)."""
-        img = self.images.resolve(inp.image)
-        regions = [self._region(img, r, f"regions[{i}]") for i, r in enumerate(inp.regions)]
-        m = measure_masks([r.mask for r in regions])
-        ids = [r.id or "" for r in regions]
-        h, w = m.image_size
-        geometry = [RegionGeometry(id=ids[i], label=r.label, area_px=s.area, area_fraction=round(s.area_fraction, 6),
-                                   box=[round(v, 2) for v in s.box], centroid=[round(v, 2) for v in s.centroid])
-                    for i, (r, s) in enumerate(zip(regions, m.regions))]
-        pairs = [PairGeometry(a=ids[p.a], b=ids[p.b], horizontal=p.horizontal, vertical=p.vertical,
-                              dx=round(p.dx, 2), dy=round(p.dy, 2), distance=round(p.distance, 2),
-                              intersection_px=p.intersection, iou=round(p.iou, 4),
-                              overlap_fraction=round(p.overlap_fraction, 4), a_inside_b=round(p.a_inside_b, 4),
-                              b_inside_a=round(p.b_inside_a, 4)) for p in m.pairs]
-        out = MeasureOutput(image_id=img.image_id, image_size=ImageSize(width=w, height=h),
-                            regions=[region_out(r) for r in regions], geometry=geometry, pairs=pairs,
-                            left_to_right=[ids[i] for i in m.left_to_right],
-                            top_to_bottom=[ids[i] for i in m.top_to_bottom])
-        content = _measure_text(img.image_id, w, h, geometry, pairs, out)
-        legend = [f"{r.id}  {r.label or r.source}" for r in regions]
-        return ToolResult("gar_measure", content, out, self._overlay(img, regions, legend))
-
-    # ------------------------------------------------------------------ helpers
-    def _need_gar(self, tool: str) -> "GARBackend":
-        if self.gar is None:
-            raise ToolFailure(f"{tool} is not available: this toolkit has no GAR model "
-                              "(start it with a model, e.g. --model HaochenWang/GAR-1B)")
-        return self.gar
 
     def with_gar(self, gar: "GARBackend | None") -> "GARToolkit":
         """A toolkit over ``gar`` sharing this one's detector, segmenter, store and input rules
@@ -272,75 +131,116 @@ class GARToolkit:
         clone.gar = gar
         return clone
 
-    def _describe_call(self, gar: "GARBackend", img: StoredImage, region: Region, instruction: str | None) -> Any:
-        req = gar.request(img.image, [region], None, instruction=instruction)
-        return gar.answer([req], DecodeOptions(max_new_tokens=self.max_new_tokens))[0]
+    def with_decode(self, decode: DecodeOptions) -> "GARToolkit":
+        """A toolkit like this one whose GAR answers use ``decode`` (e.g. a per-request token limit)."""
+        clone = copy.copy(self)
+        clone.decode = decode
+        clone.max_new_tokens = decode.max_new_tokens
+        return clone
 
-    def _relate_call(self, gar: "GARBackend", img: StoredImage, groups: list[list[Region]],
-                     questions: list[str]) -> list:
-        """All chunk questions at once: one ``answer`` call (one batch, or shared batches)."""
-        reqs = [gar.request(img.image, regs, q) for regs, q in zip(groups, questions)]
-        return gar.answer(reqs, DecodeOptions(max_new_tokens=self.max_new_tokens))
+    # ------------------------------------------------------------------ calling tools
+    def available_tools(self) -> list[str]:
+        """Names of the tools whose components are present (``gar_measure`` / ``gar_zoom`` always)."""
+        return [name for name, unit in TOOLS.items() if unit.available(self)]
 
-    def _region(self, img: StoredImage, spec: Any, where: str) -> Region:
-        """A region argument (id or prompt) → a stored region of ``img`` (inline prompts deduped).
-        ``where`` names the argument in error messages (``"regions[2]"``)."""
-        if isinstance(spec, str):
-            return self.store.get_region(spec, img.image_id)
+    def call(self, name: str, args: Any) -> ToolResult:
+        """Run tool ``name`` (e.g. ``"gar_describe"``) on ``args`` (a dict or its input model)."""
+        return get_tool(name)(self, args)
+
+    def call_many(self, calls: Sequence[tuple[str, Any]], *, max_workers: int = 8,
+                  on_result: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+        """Run independent calls ``[(name, args), ...]`` together; the result or error of each, in
+        order — the same as calling them one at a time in that order.
+
+        Inputs are resolved in call order; the GAR questions of all the calls are answered in one
+        ``gar.answer`` call (one batch, whatever the thread timing; if it fails, call by call) while
+        the other model work runs in up to ``max_workers`` threads; new regions are stored and
+        results built in call order again, so region ids do not depend on timing. The calls must be
+        independent: a call cannot use a region id that another call of the same batch creates
+        (one at a time it could). ``on_result(i, outcome)`` is called as each outcome is ready, in
+        order.
+        """
+        staged: list[Staged | ToolError] = []
+        for name, args in calls:
+            try:
+                staged.append(get_tool(name).stage(self, args))
+            except ToolError as err:
+                staged.append(err)
+        runnable = [s for s in staged if isinstance(s, Staged)]
+        asks_gar = [s for s in runnable if s.gar_requests]
+        together = asks_gar if len(asks_gar) > 1 else []
+        futures: dict[int, Future] = {}
+        pool = ThreadPoolExecutor(max(1, min(max_workers, len(runnable))), thread_name_prefix="gar-tool") \
+            if len(runnable) > 1 else None
         try:
-            region = coerce_region(region_wire(spec), img.size, image=img.image, segmenter=self.segmenter)
-        except ToolInputError:
-            raise
-        except Exception as exc:
-            err = as_tool_error(exc)
-            if isinstance(err, ToolInputError):
-                raise ToolInputError(f"{where}: {err}") from None
-            raise err from exc
-        return self.store.put_region(img.image_id, region.with_meta(id=None), dedupe=True)
+            if pool is not None and together:
+                shared = pool.submit(self._answer_together, together)
+                futures.update({id(s): shared for s in together})
+            for s in runnable:
+                if pool is not None and id(s) not in futures:
+                    futures[id(s)] = pool.submit(s.execute)
+            out: list[Outcome] = []
+            for i, item in enumerate(staged):
+                outcome: Outcome
+                if isinstance(item, ToolError):
+                    outcome = item
+                else:
+                    if pool is None:
+                        item.execute()
+                    else:
+                        futures[id(item)].result()
+                    try:
+                        outcome = item.finish()
+                    except ToolError as err:
+                        outcome = err
+                out.append(outcome)
+                if on_result is not None:
+                    on_result(i, outcome)
+            return out
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
-    @staticmethod
-    def _model_call(tool: str, fn: Callable[[], Any]) -> Any:
-        """Run a model; InputError stays an input error, anything else is a ToolFailure."""
+    def _answer_together(self, staged: list[Staged]) -> None:
+        """The GAR requests of several calls in one ``answer`` call (one batch). If it fails, each
+        call is answered on its own, so a failure stays with the call that caused it."""
+        requests = [r for s in staged for r in s.gar_requests]
         try:
-            return fn()
-        except Exception as exc:
-            err = as_tool_error(exc, tool)
-            if isinstance(err, ToolFailure):
-                raise ToolFailure(f"{tool}: the model failed ({type(exc).__name__}: {exc})", tool=tool) from exc
-            raise err from None
+            answers = self.gar.answer(requests, self.decode)  # type: ignore[union-attr]
+        except Exception:
+            for s in staged:
+                s.execute()
+            return
+        k = 0
+        for s in staged:
+            n = len(s.gar_requests)
+            s.answered(list(answers[k:k + n]))
+            k += n
 
-    @staticmethod
-    def _overlay(img: StoredImage, regions: Sequence[Region], legend: Sequence[str]) -> Callable[[], bytes]:
-        image, regs, lines = img.image, list(regions), list(legend)
-        return lambda: render_overlay_png(image, regs, lines)
+    # ------------------------------------------------------------------ one method per tool
+    def describe(self, args: Any) -> ToolResult:
+        """``gar_describe``: GAR's description of one region."""
+        return self.call("gar_describe", args)
 
+    def relate(self, args: Any) -> ToolResult:
+        """``gar_relate``: GAR's answer to a question about regions (chunked beyond the prompt slots)."""
+        return self.call("gar_relate", args)
 
-def _offset(delta: float, positive: str, negative: str, same: str) -> str:
-    """``"12 px left of"`` for a centroid offset ``delta = B - A`` (> 0: A before B on that axis)."""
-    if delta == 0:
-        return same
-    return f"{fmt_num(abs(delta))} px {positive if delta > 0 else negative}"
+    def ground(self, args: Any) -> ToolResult:
+        """``gar_ground``: regions matching phrases, stored with fresh ids."""
+        return self.call("gar_ground", args)
 
+    def measure(self, args: Any) -> ToolResult:
+        """``gar_measure``: exact mask geometry (no model)."""
+        return self.call("gar_measure", args)
 
-def _measure_text(image_id: str, w: int, h: int, geometry: list[RegionGeometry], pairs: list[PairGeometry],
-                  out: MeasureOutput) -> str:
-    lines = [f"Image {image_id}: {w}x{h} px (width x height); boxes [x1, y1, x2, y2], origin top-left."]
-    for g in geometry:
-        name = g.id + (f" ({g.label})" if g.label else "")
-        lines.append(f"{name}: area {g.area_px} px ({100 * g.area_fraction:.2f}% of image), box {fmt_box(g.box)}, "
-                     f"centroid ({fmt_num(g.centroid[0])}, {fmt_num(g.centroid[1])})")
-    for p in pairs[:MAX_PAIR_LINES]:
-        horiz = _offset(p.dx, "left of", "right of", "level in x with")
-        vert = _offset(p.dy, "above", "below", "level in y with")
-        lines.append(f"{p.a} vs {p.b} (centroids): {p.a} is {horiz} and {vert} {p.b}; IoU {p.iou:.3f}; "
-                     f"{100 * p.a_inside_b:.1f}% of {p.a} inside {p.b}, "
-                     f"{100 * p.b_inside_a:.1f}% of {p.b} inside {p.a}")
-    if len(pairs) > MAX_PAIR_LINES:
-        lines.append(f"(first {MAX_PAIR_LINES} of {len(pairs)} pairs shown; all are in the structured output, "
-                     "or measure fewer regions at a time)")
-    if len(geometry) > 1:
-        lines.append(f"Left to right: {', '.join(out.left_to_right)}. Top to bottom: {', '.join(out.top_to_bottom)}.")
-    return "\n".join(lines)
+    def zoom(self, args: Any) -> ToolResult:
+        """``gar_zoom``: the region's crop with its outline, as a picture for the model."""
+        return self.call("gar_zoom", args)
+
+    def track(self, args: Any) -> ToolResult:
+        """``gar_track``: a prompt (or phrase) on one sampled frame → a track through the clip."""
+        return self.call("gar_track", args)
 
 
-__all__ = ["GARToolkit"]
+__all__ = ["GARToolkit", "Outcome"]

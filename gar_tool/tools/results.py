@@ -7,6 +7,10 @@ A result has three views of one answer, for the three kinds of reader:
   programs (HTTP JSON, MCP ``structuredContent``, LangChain artifacts);
 * ``overlay_png`` — the image with the regions drawn (one colour per region, legend lines such as
   ``"r2 = <Prompt0>  a dog"``), for people; rendered on first access, then cached.
+
+A tool whose answer *is* a picture for the model (``gar_zoom``) also sets ``image``
+(:class:`ToolImage`): adapters send it as image content — an MCP image block, a LangChain image
+content block, an OpenAI image part — whatever their overlay setting.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from __future__ import annotations
 import base64
 import io
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel
 
 from gar_tool.regions.region import Region
 from gar_tool.regions.rle import rle_encode
-from gar_tool.tools.schemas import RegionOut, RleMask
+from gar_tool.tools.outputs import RegionOut
+from gar_tool.tools.schemas import RleMask
 
 
 def fmt_num(value: float) -> str:
@@ -59,6 +65,30 @@ def render_overlay_png(image: Any, regions: Sequence[Region], legend: Sequence[s
     return buf.getvalue()
 
 
+@dataclass(frozen=True)
+class ToolImage:
+    """A picture a tool returns to the model: encoded bytes and their media type."""
+
+    data: bytes
+    mime_type: str
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_uri(self) -> str:
+        """``data:<mime>;base64,...``."""
+        return f"data:{self.mime_type};base64,{self.base64()}"
+
+    def langchain_block(self) -> dict[str, Any]:
+        """LangChain's standard image content block (every chat model integration reads it)."""
+        return {"type": "image", "base64": self.base64(), "mime_type": self.mime_type}
+
+    def openai_part(self) -> dict[str, Any]:
+        """An OpenAI chat-completions image content part (user messages only: OpenAI accepts no
+        image in a tool message)."""
+        return {"type": "image_url", "image_url": {"url": self.data_uri()}}
+
+
 class ToolResult:
     """The result of one tool call (see module docstring).
 
@@ -66,13 +96,15 @@ class ToolResult:
         tool: the tool name (``"gar_describe"``, ...).
         content: text for the LLM.
         artifact: the tool's pydantic output model.
+        image: a picture for the model (``gar_zoom``), else None.
     """
 
     def __init__(self, tool: str, content: str, artifact: BaseModel,
-                 overlay: Callable[[], bytes] | bytes | None = None) -> None:
+                 overlay: Callable[[], bytes] | bytes | None = None, image: ToolImage | None = None) -> None:
         self.tool = tool
         self.content = content
         self.artifact = artifact
+        self.image = image
         self._overlay = overlay
         self._lock = threading.Lock()
 
@@ -89,8 +121,11 @@ class ToolResult:
         return self.artifact.model_dump(mode="json")
 
     def to_dict(self, include_overlay: bool = False) -> dict[str, Any]:
-        """``{"tool", "content", "output"}`` (+ ``"overlay_png_base64"``): one JSON shape for HTTP."""
+        """``{"tool", "content", "output"}`` (+ ``"image": {"mime_type", "base64"}`` when the result
+        has a picture, + ``"overlay_png_base64"``): one JSON shape for HTTP."""
         out: dict[str, Any] = {"tool": self.tool, "content": self.content, "output": self.structured()}
+        if self.image is not None:
+            out["image"] = {"mime_type": self.image.mime_type, "base64": self.image.base64()}
         if include_overlay:
             png = self.overlay_png
             out["overlay_png_base64"] = None if png is None else base64.b64encode(png).decode("ascii")
@@ -103,11 +138,13 @@ class ToolResult:
 
         spec = get_spec(data["tool"])
         png = data.get("overlay_png_base64")
+        pic = data.get("image")
+        image = ToolImage(base64.b64decode(pic["base64"]), pic["mime_type"]) if isinstance(pic, dict) else None
         return cls(data["tool"], data["content"], spec.output_model.model_validate(data["output"]),
-                   base64.b64decode(png) if png else None)
+                   base64.b64decode(png) if png else None, image)
 
     def __repr__(self) -> str:
         return f"ToolResult(tool={self.tool!r}, content={self.content[:60]!r}...)"
 
 
-__all__ = ["ToolResult", "region_out", "region_phrase", "render_overlay_png", "fmt_box", "fmt_num"]
+__all__ = ["ToolResult", "ToolImage", "region_out", "region_phrase", "render_overlay_png", "fmt_box", "fmt_num"]

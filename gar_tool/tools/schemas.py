@@ -9,9 +9,16 @@ Conventions (repeated in the field descriptions, which an LLM reads):
   ``image_id`` (``"img_" + 12 hex``, returned by every tool) or, when enabled, an http(s) URL.
 * A region is a region id (``"r2"``, returned by the tools) or one dict with exactly one of
   ``box``, ``points`` (+ optional ``labels``), ``rle``, ``polygon``.
-* Output regions are :class:`RegionOut` (id, label, score, box, area, source, COCO RLE mask).
+* Output regions are :class:`RegionOut` (id, label, score, box, area, source, COCO RLE mask);
+  the output models live in :mod:`gar_tool.tools.outputs` and are re-exported here.
+* ``gar_describe`` / ``gar_relate`` also take a ``video`` and ``track`` / ``tracks`` instead of an
+  image and regions (:mod:`gar_tool.tools.video_schemas`).
 
 Input models forbid unknown keys, so a misspelt argument is an error rather than silently ignored.
+Sizes (string lengths, list lengths) are bounded by :data:`gar_tool.limits.LIMITS` in validation
+(:mod:`gar_tool.tools.bounds`), not in the JSON schema, which stays simple enough for
+grammar-constrained decoders. Optional arguments also accept ``null`` (= their default), which is
+what OpenAI strict function calling sends for an argument the model leaves out.
 """
 
 from __future__ import annotations
@@ -19,14 +26,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
+
+from gar_tool.limits import limit
+from gar_tool.tools.bounds import check_count, list_bound, text_bound
 
 REGION_ID_RE = re.compile(r"^r[1-9][0-9]*$")
 IMAGE_ID_RE = re.compile(r"^img_[0-9a-f]{12}$")
 
 #: Most regions one relate / measure call accepts (relate chunks them, see ``relate_chunks``).
-MAX_REGIONS_PER_CALL = 32
+MAX_REGIONS_PER_CALL = limit("regions_per_call")
 
 IMAGE_DESCRIPTION = (
     "The image, as one string: an image_id returned by an earlier call (e.g. 'img_3f2a9c01be47'; "
@@ -54,8 +64,12 @@ def _check_region_id(value: str) -> str:
 
 
 RegionId = Annotated[str, AfterValidator(_check_region_id), Field(
-    json_schema_extra={"pattern": REGION_ID_RE.pattern},
     description="Id of a region returned by an earlier call, e.g. 'r2'.")]
+
+
+def _default_if_none(default: Any) -> BeforeValidator:
+    """``null`` → ``default`` (strict function calling sends null for an omitted argument)."""
+    return BeforeValidator(lambda v: default if v is None else v)
 
 Number = float
 Point = Annotated[list[Number], Field(min_length=2, max_length=2, description="[x, y] in pixels")]
@@ -73,10 +87,10 @@ class PointsRegion(BaseModel):
     """Click points (an object mask with a segmenter, else small discs around positive points)."""
 
     model_config = _STRICT
-    points: list[Point] = Field(min_length=1, max_length=64, description=(
-        "Click points [[x, y], ...] in pixels, origin top-left."))
-    labels: list[Literal[0, 1]] | None = Field(default=None, description=(
-        "One per point: 1 = on the object, 0 = not on it (background). Default: all 1."))
+    points: Annotated[list[Point], list_bound("points_per_region", "send fewer points")] = Field(
+        min_length=1, description="Click points [[x, y], ...] in pixels, origin top-left.")
+    labels: Annotated[list[Literal[0, 1]] | None, list_bound("points_per_region", "one label per point")] = Field(
+        default=None, description="One per point: 1 = on the object, 0 = not on it (background). Default: all 1.")
 
 
 class RleMask(BaseModel):
@@ -100,8 +114,8 @@ class PolygonRegion(BaseModel):
     """A closed polygon, filled."""
 
     model_config = _STRICT
-    polygon: list[Point] = Field(min_length=3, description=(
-        "Vertices [[x, y], ...] in pixels, origin top-left, at least 3."))
+    polygon: Annotated[list[Point], list_bound("polygon_vertices", "simplify the polygon")] = Field(
+        min_length=3, description="Vertices [[x, y], ...] in pixels, origin top-left, at least 3.")
 
 
 _REGION_KEYS = ("box", "points", "rle", "polygon")
@@ -140,29 +154,91 @@ def region_wire(region: Any) -> str | dict:
     return region.model_dump(exclude_none=True)
 
 
+_REGIONS_BOUND = list_bound("regions_per_call", "split the regions over several calls")
+
+# Video forms of gar_describe / gar_relate (defined there: they use RegionInput and RleMask above).
+from gar_tool.tools.video_schemas import FrameCount, TrackRef, VideoRef  # noqa: E402
+
+
+def _image_or_video(inp: Any, region_field: str, track_field: str) -> Any:
+    """Exactly one of (image + ``region_field``) or (video + ``track_field``)."""
+    picture = inp.image is not None or getattr(inp, region_field) is not None
+    clip = inp.video is not None or getattr(inp, track_field) is not None or inp.frames is not None
+    if picture and clip:
+        raise PydanticCustomError("image_or_video", "give either image and {r} (a picture) or video and {t} "
+                                  "(a clip), not both", {"r": region_field, "t": track_field})
+    if clip:
+        if inp.video is None or getattr(inp, track_field) is None:
+            raise PydanticCustomError("image_or_video", "a clip needs both video and {t}", {"t": track_field})
+    elif inp.image is None or getattr(inp, region_field) is None:
+        missing = " and ".join(f for f in ("image", region_field) if getattr(inp, f) is None)
+        raise PydanticCustomError("image_or_video", "{m}: Field required (or, for a clip: video and {t})",
+                                  {"m": missing, "t": track_field})
+    return inp
+
+
+def _check_phrases(value: Any) -> Any:
+    """The phrases as the detector will read them: at most ``phrases_per_call`` of at most
+    ``phrase_chars`` characters (the string or list itself is kept)."""
+    from gar_tool.errors import InputError
+    from gar_tool.grounding.phrases import parse_phrases
+
+    try:
+        parsed = parse_phrases(value)
+    except InputError as exc:
+        raise PydanticCustomError("phrases", "{reason}", {"reason": str(exc)}) from None
+    check_count("phrases_per_call", parsed, "phrases", "ground fewer phrases per call")
+    for phrase in parsed:
+        if len(phrase) > limit("phrase_chars"):
+            raise PydanticCustomError(
+                "limit", "the phrase '{start}...' has {count} characters, more than the limit of {lim} "
+                "(phrase_chars); use short noun phrases",
+                {"start": phrase[:30], "count": len(phrase), "lim": limit("phrase_chars")})
+    return value
+
+
 # --------------------------------------------------------------------------- tool inputs
 class DescribeInput(BaseModel):
-    """Arguments of ``gar_describe``."""
+    """Arguments of ``gar_describe``: an image and a region, or a video and a track."""
 
     model_config = _STRICT
-    image: ImageRef
-    region: RegionInput
-    instruction: str | None = Field(default=None, max_length=2000, description=(
+    image: ImageRef | None = None
+    region: RegionInput | None = None
+    video: VideoRef | None = None
+    track: TrackRef | None = None
+    frames: FrameCount | None = None
+    instruction: Annotated[str | None, text_bound("instruction_chars")] = Field(default=None, description=(
         "Optional instruction replacing the default 'Describe this masked region in detail.', e.g. "
-        "'What is written on this sign?'. Refer to the region as 'this masked region'."))
+        "'What is written on this sign?'. Refer to the region as 'this masked region'. "
+        f"At most {limit('instruction_chars')} characters."))
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "DescribeInput":
+        return _image_or_video(self, "region", "track")
 
 
 class RelateInput(BaseModel):
-    """Arguments of ``gar_relate``."""
+    """Arguments of ``gar_relate``: an image and regions, or a video and tracks."""
 
     model_config = _STRICT
-    image: ImageRef
-    regions: list[RegionInput] = Field(min_length=1, max_length=MAX_REGIONS_PER_CALL, description=(
+    image: ImageRef | None = None
+    regions: Annotated[list[RegionInput] | None, _REGIONS_BOUND] = Field(default=None, min_length=1, description=(
         "The regions the question is about, in order: regions[0] is <Prompt0>, regions[1] is "
-        "<Prompt1>, and so on. Each item is a region id ('r2') or a box / points / rle / polygon dict."))
-    question: str = Field(min_length=1, max_length=4000, description=(
-        "The question, naming every region as <Prompt0>, <Prompt1>, ... in the order of 'regions', "
-        "e.g. 'Is <Prompt0> holding <Prompt1>?'. Each region must be named at least once."))
+        "<Prompt1>, and so on. Each item is a region id ('r2') or a box / points / rle / polygon dict. "
+        f"At most {MAX_REGIONS_PER_CALL}."))
+    video: VideoRef | None = None
+    tracks: Annotated[list[TrackRef] | None, _REGIONS_BOUND] = Field(default=None, min_length=1, description=(
+        "For a clip instead of regions: the tracks the question is about, in order: tracks[0] is "
+        "<Prompt0>, ... (track ids from gar_track, or {'frames': [rle or 'absent', ...]}). At most 5."))
+    frames: FrameCount | None = None
+    question: Annotated[str, text_bound("question_chars")] = Field(min_length=1, description=(
+        "The question, naming every region (or track) as <Prompt0>, <Prompt1>, ... in list order, "
+        "e.g. 'Is <Prompt0> holding <Prompt1>?'. Each must be named at least once. "
+        f"At most {limit('question_chars')} characters."))
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "RelateInput":
+        return _image_or_video(self, "regions", "tracks")
 
 
 class GroundInput(BaseModel):
@@ -170,13 +246,15 @@ class GroundInput(BaseModel):
 
     model_config = _STRICT
     image: ImageRef
-    phrases: Union[str, list[Annotated[str, Field(min_length=1)]]] = Field(description=(
-        "What to find: short noun phrases separated by '.', e.g. 'a dog. a red ball.', or a list "
-        "['a dog', 'a red ball']. Each found region is labelled with the phrase it matched."))
-    box_threshold: float = Field(default=0.35, ge=0.0, le=1.0, description=(
+    phrases: Annotated[Union[str, list[Annotated[str, Field(min_length=1)]]], AfterValidator(_check_phrases)] = Field(
+        description=(
+            "What to find: short noun phrases separated by '.', e.g. 'a dog. a red ball.', or a list "
+            "['a dog', 'a red ball']. Each found region is labelled with the phrase it matched. "
+            f"At most {limit('phrases_per_call')} phrases of {limit('phrase_chars')} characters."))
+    box_threshold: Annotated[float, _default_if_none(0.35)] = Field(default=0.35, ge=0.0, le=1.0, description=(
         "Keep detections scoring above this (0-1). Lower it (e.g. 0.25) if nothing is found."))
     max_regions: int | None = Field(default=None, ge=1, le=100, description=(
-        "Keep at most this many regions, highest scores first. Default: all above the threshold."))
+        "Keep at most this many regions (1-100), highest scores first. Default: all above the threshold."))
 
 
 class MeasureInput(BaseModel):
@@ -184,122 +262,39 @@ class MeasureInput(BaseModel):
 
     model_config = _STRICT
     image: ImageRef
-    regions: list[RegionInput] = Field(min_length=1, max_length=MAX_REGIONS_PER_CALL, description=(
-        "Regions to measure: region ids ('r2') or box / points / rle / polygon dicts."))
+    regions: Annotated[list[RegionInput], _REGIONS_BOUND] = Field(min_length=1, description=(
+        "Regions to measure: region ids ('r2') or box / points / rle / polygon dicts. "
+        f"At most {MAX_REGIONS_PER_CALL}."))
 
 
-# --------------------------------------------------------------------------- outputs
-class RegionOut(BaseModel):
-    """A region as the tools return it."""
+class ZoomInput(BaseModel):
+    """Arguments of ``gar_zoom``."""
 
-    id: str = Field(description="Region id, e.g. 'r2': pass it to later calls instead of the mask.")
-    label: str | None = Field(default=None, description="Phrase the region matched (gar_ground), else null.")
-    score: float | None = Field(default=None, description="Detector confidence 0-1 (gar_ground), else null.")
-    box: list[float] = Field(description="[x1, y1, x2, y2] bounding box of the mask, pixels, x2/y2 exclusive.")
-    area: int = Field(description="Mask area in pixels.")
-    source: str = Field(description=(
-        "How the mask was made: 'sam' (an object mask from the segmenter), 'box-rect' (just the box's "
-        "rectangle), 'points-disc' (discs around clicks), 'rle', 'polygon' or 'mask' (as given)."))
-    rle: RleMask = Field(description="The mask as COCO compressed RLE.")
+    model_config = _STRICT
+    image: ImageRef
+    region: RegionInput
+    padding: Annotated[float, _default_if_none(0.25)] = Field(default=0.25, ge=0.0, le=2.0, description=(
+        "Context around the region, as a fraction of its box's width / height added on each side "
+        "(0-2; 0 = just the box, 0.25 = default, 1 = a box three times as large)."))
 
 
-class ImageSize(BaseModel):
-    width: int = Field(description="Image width in pixels (as displayed).")
-    height: int = Field(description="Image height in pixels (as displayed).")
+_OUTPUTS = ("RegionOut", "ImageSize", "DescribeOutput", "PromptBinding", "RelateChunk", "RelateOutput",
+            "GroundOutput", "RegionGeometry", "PairGeometry", "MeasureOutput", "ZoomOutput")
 
 
-class DescribeOutput(BaseModel):
-    """Result of ``gar_describe``."""
+def __getattr__(name: str) -> Any:
+    """The output models, re-exported from :mod:`gar_tool.tools.outputs` (imported lazily: that
+    module imports this one)."""
+    if name in _OUTPUTS:
+        from gar_tool.tools import outputs
 
-    image_id: str = Field(description="Id of the image; pass it as 'image' in later calls.")
-    region: RegionOut
-    description: str = Field(description="GAR's description of the region.")
-    finish_reason: Literal["stop", "length"] = Field(description="'length' = cut at the token limit.")
-
-
-class PromptBinding(BaseModel):
-    prompt: str = Field(description="The visual prompt as GAR saw it, e.g. '<Prompt0>'.")
-    region_id: str = Field(description="The region it stands for.")
-
-
-class RelateChunk(BaseModel):
-    """One GAR question of a (possibly chunked) relate call."""
-
-    regions: list[PromptBinding] = Field(description="Which region each <PromptK> of this question is.")
-    question: str = Field(description="The question exactly as GAR was asked (chunk-local <PromptK>).")
-    answer: str = Field(description="GAR's raw answer (chunk-local <PromptK>).")
-    answer_with_ids: str = Field(description="The answer with each <PromptK> replaced by its region id.")
-    finish_reason: Literal["stop", "length"]
-
-
-class RelateOutput(BaseModel):
-    """Result of ``gar_relate``."""
-
-    image_id: str
-    question: str = Field(description="The question as given (global <PromptN> numbering).")
-    regions: list[RegionOut] = Field(description="regions[i] is <Prompti> of the question.")
-    answer: str = Field(description=(
-        "The answer, <PromptN> in the question's numbering; when chunked, one line per part."))
-    answer_with_ids: str = Field(description="The answer with <PromptN> replaced by region ids.")
-    chunked: bool = Field(description=(
-        "True when there were more regions than GAR sees at once, so the question was asked in "
-        "parts; each part saw only its own regions (see 'chunks')."))
-    chunks: list[RelateChunk]
-
-
-class GroundOutput(BaseModel):
-    """Result of ``gar_ground``."""
-
-    image_id: str
-    phrases: list[str] = Field(description="The phrases searched for, as parsed.")
-    regions: list[RegionOut] = Field(description="Found regions, highest score first (may be empty).")
-
-
-class RegionGeometry(BaseModel):
-    """Exact geometry of one region's mask."""
-
-    id: str
-    label: str | None = None
-    area_px: int = Field(description="Mask area in pixels.")
-    area_fraction: float = Field(description="Mask area / image area (0-1).")
-    box: list[float] = Field(description="[x1, y1, x2, y2], pixels, x2/y2 exclusive.")
-    centroid: list[float] = Field(description=(
-        "[x, y] mean of the mask's pixel centres (pixel (col, row) has centre (col + 0.5, row + 0.5))."))
-
-
-class PairGeometry(BaseModel):
-    """How region ``a`` lies relative to region ``b`` (every unordered pair, in list order)."""
-
-    a: str = Field(description="Region id of A (earlier in the list).")
-    b: str = Field(description="Region id of B.")
-    horizontal: Literal["left_of", "right_of", "same_x"] = Field(description=(
-        "A's centroid relative to B's: 'left_of' when A's centroid x is smaller."))
-    vertical: Literal["above", "below", "same_y"] = Field(description=(
-        "A's centroid relative to B's: 'above' when A's centroid y is smaller (y grows downward)."))
-    dx: float = Field(description="Centroid x of B minus centroid x of A, pixels (> 0: A is left of B).")
-    dy: float = Field(description="Centroid y of B minus centroid y of A, pixels (> 0: A is above B).")
-    distance: float = Field(description="Distance between the centroids, pixels.")
-    intersection_px: int = Field(description="Pixels in both masks.")
-    iou: float = Field(description="Intersection over union of the masks (0-1).")
-    overlap_fraction: float = Field(description="Intersection / area of the smaller mask (0-1).")
-    a_inside_b: float = Field(description="Fraction of A's pixels that are inside B (1 = A within B).")
-    b_inside_a: float = Field(description="Fraction of B's pixels that are inside A (1 = B within A).")
-
-
-class MeasureOutput(BaseModel):
-    """Result of ``gar_measure``."""
-
-    image_id: str
-    image_size: ImageSize
-    regions: list[RegionOut]
-    geometry: list[RegionGeometry] = Field(description="Per region, in the order given.")
-    pairs: list[PairGeometry] = Field(description="Every pair (A before B in the list).")
-    left_to_right: list[str] = Field(description="Region ids by centroid x, smallest first.")
-    top_to_bottom: list[str] = Field(description="Region ids by centroid y, smallest (highest) first.")
+        return getattr(outputs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["REGION_ID_RE", "IMAGE_ID_RE", "MAX_REGIONS_PER_CALL", "RegionInput", "ImageRef",
            "BoxRegion", "PointsRegion", "RleMask", "RleRegion", "PolygonRegion", "region_wire",
-           "DescribeInput", "RelateInput", "GroundInput", "MeasureInput", "RegionOut", "ImageSize",
-           "DescribeOutput", "PromptBinding", "RelateChunk", "RelateOutput", "GroundOutput",
-           "RegionGeometry", "PairGeometry", "MeasureOutput"]
+           "DescribeInput", "RelateInput", "GroundInput", "MeasureInput", "ZoomInput",
+           # outputs (gar_tool.tools.outputs), re-exported
+           "RegionOut", "ImageSize", "DescribeOutput", "PromptBinding", "RelateChunk", "RelateOutput",
+           "GroundOutput", "RegionGeometry", "PairGeometry", "MeasureOutput", "ZoomOutput"]

@@ -1,11 +1,11 @@
-"""The tool registry: names, descriptions, input / output models, and schema exports.
+"""The tool specs: names, descriptions, input / output models, and the schema exports.
 
-Every adapter lists tools from :data:`TOOL_SPECS`, so names and descriptions are identical in
-LangChain, MCP, HTTP and ``gar tools --schema``. Exported JSON schemas are *clean*: ``$ref`` /
-``$defs`` inlined (the models are not recursive), ``oneOf`` written as ``anyOf``, pydantic's
-``title`` keys removed, and in input schemas an optional argument is its plain type (omit it to
-get the default) rather than ``anyOf [..., null]``. Output schemas keep ``null`` where a value
-can be null, so clients validating ``structuredContent`` accept real results.
+Every adapter lists tools from :data:`TOOL_SPECS` and publishes :func:`input_schema` /
+:func:`output_schema`, so names, descriptions and schemas are identical in LangChain, MCP, HTTP
+and ``gar tools --schema`` (a test compares them). The schemas are made by
+:mod:`gar_tool.tools.schema_export`: clean and simple enough for grammar-constrained decoders, and
+with ``strict=True`` in the form OpenAI strict function calling requires. The code that runs each
+tool is in :mod:`gar_tool.tools.registry`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,21 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
+from gar_tool.limits import limit
 from gar_tool.tools.errors import ToolInputError
-from gar_tool.tools.schemas import (DescribeInput, DescribeOutput, GroundInput, GroundOutput, MeasureInput, MeasureOutput,
-                      RelateInput, RelateOutput)
+from gar_tool.tools.outputs import DescribeOutput, GroundOutput, MeasureOutput, RelateOutput, ZoomOutput
+from gar_tool.tools.schema_export import clean_schema, strict_schema
+from gar_tool.tools.schemas import DescribeInput, GroundInput, MeasureInput, RelateInput, ZoomInput
+from gar_tool.tools.video_schemas import TrackInput, TrackOutput
 
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool: ``method`` is the :class:`~gar_tool.tools.GARToolkit` method that runs it and
-    ``needs`` the component it requires (``"gar"``, ``"detector"`` or None)."""
+    """One tool. ``method`` is its short name: the :class:`~gar_tool.tools.GARToolkit` convenience
+    method and the HTTP path ``/v1/<method>`` (tools are run by name through the registry, never
+    looked up by this string). ``needs`` is the component it requires (``"gar"``, ``"detector"``,
+    ``"tracker"`` or None); ``vision`` marks a tool whose answer is a picture, useful only to a model that sees
+    images."""
 
     name: str
     title: str
@@ -32,6 +38,7 @@ class ToolSpec:
     output_model: type[BaseModel]
     method: str
     needs: str | None
+    vision: bool = False
 
 
 _IDS = ("Regions you pass or that are found get ids ('r1', 'r2', ...) and the image an image_id "
@@ -43,7 +50,9 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "Describe one region of an image in detail with GAR, a region-level vision-language model that "
         "sees the whole image as context. Give the image and one region: an id such as 'r2' (from "
         "gar_ground or an earlier call) or a box / points / rle / polygon in pixels (origin top-left). "
-        "An optional instruction asks something specific about the region instead. " + _IDS,
+        "An optional instruction asks something specific about the region instead. For a video, give "
+        "video (a clip_id or a path) and track (a track id from gar_track, or per-frame masks) instead of "
+        "image and region: GAR sees the sampled frames with the object's mask on each. " + _IDS,
         DescribeInput, DescribeOutput, "describe", "gar"),
     ToolSpec(
         "gar_relate", "Ask about regions",
@@ -52,7 +61,8 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "<Prompt1>, ... in list order, e.g. regions=['r1', 'r3'], question='What is <Prompt0> doing "
         "with <Prompt1>?'. GAR sees at most 5 regions per question (released models); with more, the "
         "question is asked in parts of consecutive regions and each part's answer is returned "
-        "separately. " + _IDS,
+        "separately. For a video, give video and tracks (track ids from gar_track) instead of image and "
+        "regions; tracks[i] is <Prompt{i}>, at most 5. " + _IDS,
         RelateInput, RelateOutput, "relate", "gar"),
     ToolSpec(
         "gar_ground", "Find regions by name",
@@ -70,6 +80,23 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "and containment (fraction of A inside B); orderings left-to-right and top-to-bottom. Prefer it "
         "to asking GAR about sizes, positions and counts. " + _IDS,
         MeasureInput, MeasureOutput, "measure", None),
+    ToolSpec(
+        "gar_zoom", "Look at a region",
+        "Return a zoomed picture of one region (its box plus some context, enlarged, with the region's "
+        "outline drawn) for you to look at yourself, if you can see images. Use it to check a doubtful "
+        "detection or to read details before asking GAR. Give the image and a region id such as 'r2' "
+        "(or a box / points / rle / polygon); padding adds context around it. The picture is at most "
+        f"{limit('zoom_side')} pixels on its longer side. " + _IDS,
+        ZoomInput, ZoomOutput, "zoom", None, vision=True),
+    ToolSpec(
+        "gar_track", "Track an object in a video",
+        "Follow one object through a video with SAM 2: give the video (a path to a video file or a folder "
+        "of frames, or a clip_id), the sampled frame it is on (frame, 0 = first) and the object there as a "
+        "box / points / rle / polygon in that frame's pixels, or a phrase to find it. Returns a track id "
+        "('t1') with, for every sampled frame, its time, whether the object is there ('given', 'tracked', "
+        "'absent') and its mask and box. Pass the track id and clip_id to gar_describe (track=) or "
+        "gar_relate (tracks=) to ask GAR about the object over the clip.",
+        TrackInput, TrackOutput, "track", "tracker"),
 )
 
 _BY_NAME = {s.name: s for s in TOOL_SPECS}
@@ -89,53 +116,10 @@ def select_specs(names: Iterable[str] | None = None) -> list[ToolSpec]:
     return list(TOOL_SPECS) if names is None else [get_spec(n) for n in names]
 
 
-# --------------------------------------------------------------------------- schema cleaning
-def _clean(node: Any, defs: dict[str, Any], inputs: bool) -> Any:
-    if isinstance(node, list):
-        return [_clean(v, defs, inputs) for v in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target = defs[node["$ref"].rsplit("/", 1)[-1]]
-        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        return _clean(merged, defs, inputs)
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ("$defs", "title"):
-            continue
-        if key == "properties":
-            out[key] = {name: _property(sub, defs, inputs) for name, sub in value.items()}
-        elif key == "oneOf":
-            out["anyOf"] = _clean(value, defs, inputs)
-        else:
-            out[key] = _clean(value, defs, inputs)
-    return out
-
-
-def _property(node: dict[str, Any], defs: dict[str, Any], inputs: bool) -> Any:
-    prop = _clean(node, defs, inputs)
-    if not inputs or "anyOf" not in prop or prop.get("default", 0) is not None:
-        return prop
-    branches = [b for b in prop["anyOf"] if b != {"type": "null"}]
-    if len(branches) == len(prop["anyOf"]):
-        return prop
-    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
-    if len(branches) == 1:
-        return {**branches[0], **rest}
-    return {"anyOf": branches, **rest}
-
-
-def clean_schema(schema: dict[str, Any], *, inputs: bool) -> dict[str, Any]:
-    """A pydantic JSON schema without ``$ref``/``$defs``/titles (see module docstring)."""
-    out = _clean(schema, schema.get("$defs", {}), inputs)
-    if inputs:
-        out.pop("description", None)  # the tool description says it; parameters stay plain
-    return out
-
-
-def input_schema(name: str) -> dict[str, Any]:
-    """Clean JSON schema of tool ``name``'s arguments."""
-    return clean_schema(get_spec(name).input_model.model_json_schema(), inputs=True)
+def input_schema(name: str, *, strict: bool = False) -> dict[str, Any]:
+    """JSON schema of tool ``name``'s arguments (simple; the strict-mode form with ``strict``)."""
+    schema = clean_schema(get_spec(name).input_model.model_json_schema(), inputs=True)
+    return strict_schema(schema) if strict else schema
 
 
 def output_schema(name: str) -> dict[str, Any]:
@@ -143,11 +127,17 @@ def output_schema(name: str) -> dict[str, Any]:
     return clean_schema(get_spec(name).output_model.model_json_schema(mode="serialization"), inputs=False)
 
 
-def openai_tools(names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """OpenAI function-calling tool list: ``[{"type": "function", "function": {...}}, ...]``."""
-    return [{"type": "function", "function": {"name": s.name, "description": s.description,
-                                              "parameters": input_schema(s.name)}}
-            for s in select_specs(names)]
+def openai_tools(names: Iterable[str] | None = None, *, strict: bool = False) -> list[dict[str, Any]]:
+    """OpenAI function-calling tool list: ``[{"type": "function", "function": {...}}, ...]``; with
+    ``strict`` the strict-mode schemas and ``"strict": true`` (OpenAI strict function calling)."""
+    out = []
+    for s in select_specs(names):
+        fn: dict[str, Any] = {"name": s.name, "description": s.description,
+                              "parameters": input_schema(s.name, strict=strict)}
+        if strict:
+            fn["strict"] = True
+        out.append({"type": "function", "function": fn})
+    return out
 
 
 def mcp_tools(names: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -167,9 +167,14 @@ class GARProcessor:
         t = torch.from_numpy(labels).unsqueeze(0)
         return thumb_and_tiles(t, grid, g.tile_size, PIL_NEAREST)[:, 0]
 
-    def encode_text(self, plan: PromptPlan, n_tiles: int, compat: Compat) -> tuple[torch.Tensor, str]:
+    def encode_text(self, plan: PromptPlan, n_tiles: int, compat: Compat,
+                    runs: dict[int, str] | None = None) -> tuple[torch.Tensor, str]:
+        """Token ids and templated text of a plan over ``n_tiles`` image tiles. ``runs[k]`` is the
+        crop-token text of ``<Prompt{k}>`` (default: its crop token once per replayed feature;
+        video prompts pass one run per frame)."""
         v, g = self.vocab, self.geometry
-        runs = {s.prompt: v.crop_token(s.prompt) * g.tokens_per_tile for s in plan.slots}
+        if runs is None:
+            runs = {s.prompt: v.crop_token(s.prompt) * g.tokens_per_tile for s in plan.slots}
         user = render_user_text(plan, runs, compat)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user}]}]
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

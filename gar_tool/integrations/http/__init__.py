@@ -32,9 +32,10 @@ for tests. This module never imports the servers.
 from __future__ import annotations
 
 from gar_tool.integrations.http.aio import AsyncGARClient
+from gar_tool.integrations.http.remote_gar import RemoteGAR
 from gar_tool.integrations.http.client import GARClient
 from gar_tool.integrations.http.wire import (DEFAULT_TIMEOUT, DEFAULT_URL, AsyncRemoteStore, GARConnectionError, GARServerBusy, RegionCache,
-                   RemoteGAR, RemoteStore, UploadedImage, error_from_response, image_payload)
+                   RemoteStore, UploadedImage, error_from_response, image_payload)
 
 __all__ = ["GARClient", "AsyncGARClient", "GARConnectionError", "GARServerBusy", "UploadedImage", "RemoteGAR",
            "RemoteStore", "AsyncRemoteStore", "RegionCache", "image_payload", "error_from_response",

@@ -10,12 +10,12 @@ import httpx
 
 from gar_tool.tools.errors import ToolFailure
 from gar_tool.tools.results import ToolResult
+from gar_tool.integrations.http.remote_gar import RemoteGAR
 from gar_tool.integrations.http.wire import (
     _JSON,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     GARServerBusy,
-    RemoteGAR,
     RemoteStore,
     UploadedImage,
     _Common,
@@ -89,12 +89,17 @@ class GARClient(_Common):
         return body
 
     # ------------------------------------------------------------------ tool interface
-    def call(self, name: str, args: Any, *, overlay: bool | None = None) -> ToolResult:
-        """Run tool ``name`` on the server (``args``: a dict or the tool's input model)."""
+    def call(self, name: str, args: Any, *, overlay: bool | None = None,
+             max_new_tokens: int | None = None) -> ToolResult:
+        """Run tool ``name`` on the server (``args``: a dict or the tool's input model).
+        ``max_new_tokens`` lowers GAR's token limit for this call (up to the server's own)."""
         path = self._endpoint(name)
         body = self._prepare(name, args)
+        params = self._params(overlay)
+        if max_new_tokens is not None:
+            params["max_new_tokens"] = str(max_new_tokens)
         response = self._send("POST", path, tool=name, content=_json_body(body, name), headers=_JSON,
-                              params=self._params(overlay))
+                              params=params)
         result = _parse_result(response, name)
         self.regions.remember(result)
         return result
@@ -133,11 +138,12 @@ class GARClient(_Common):
 
     @property
     def gar(self) -> RemoteGAR | None:
-        """The server's GAR (``name``, ``prompt_slots``), or None without one (asked once)."""
+        """The server's GAR as a :class:`~gar_tool.gar.protocol.GARBackend`
+        (:class:`~gar_tool.integrations.http.remote_gar.RemoteGAR`), or None without one (asked once)."""
         if self._gar is False:
             info = self.health()
             slots = info.get("prompt_slots")
-            self._gar = None if slots is None else RemoteGAR((info.get("models") or {}).get("gar"), int(slots))
+            self._gar = None if slots is None else RemoteGAR(self, (info.get("models") or {}).get("gar"), int(slots))
         return self._gar  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ lifetime

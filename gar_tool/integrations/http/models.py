@@ -70,11 +70,13 @@ def _response_model(spec: ToolSpec) -> type[BaseModel]:
     return create_model(
         f"{stem}Response",
         __doc__=f"Result of {spec.name}.",
-        tool=(Literal[spec.name], Field(description="The tool that ran.")),  # type: ignore[valid-type]
+        tool=(Literal[spec.name], Field(description="The tool that ran.")),  # type: ignore[arg-type]
         content=(str, Field(description="Short text for an LLM: ids, labels, boxes, the answer.")),
         output=(spec.output_model, Field(description="The structured result (RLE masks).")),
         overlay_png_base64=(str | None, Field(default=None, description=(
             "With ?overlay=true: the image with the regions drawn, PNG as base64."))),
+        image=(dict[str, str] | None, Field(default=None, description=(
+            "gar_zoom: the picture for the model, {\"mime_type\", \"base64\"}."))),
     )
 
 

@@ -17,6 +17,10 @@ Endpoints (OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
                            ``{"image": data-URI | base64}``) → ``{"image_id", "width", "height"}``
 =========================  =================================================================
 
+The web page (``GET /``) and the routes it needs beyond the tools — ``GET /v1/images/{id}``,
+``POST /v1/segment``, ``GET /v1/planner``, ``POST /v1/ask`` (server-sent events) — are added by
+:mod:`gar_tool.integrations.http.web` and :mod:`gar_tool.integrations.http.ask`.
+
 A tool call answers ``ToolResult.to_dict()``: ``{"tool", "content", "output"}``, plus
 ``"overlay_png_base64"`` with ``?overlay=true``. The body is validated by the toolkit itself (the
 same messages as the MCP and LangChain adapters), not by FastAPI.
@@ -53,6 +57,7 @@ concurrent GAR calls run as one batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -111,7 +116,8 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
                model_names: dict[str, str | None] | None = None, title: str = "gar-agent",
                allowed_hosts: Sequence[str] | None = None, allowed_origins: Sequence[str] = (),
                body_timeout: float = DEFAULT_BODY_TIMEOUT,
-               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None) -> FastAPI:
+               toolkit_for: Callable[[Mapping[str, str]], GARToolkit] | None = None,
+               planner: Callable[[GARToolkit], Any] | None = None) -> FastAPI:
     """The FastAPI app serving ``toolkit`` (see the module docstring).
 
     Args:
@@ -131,6 +137,12 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         toolkit_for: picks the toolkit of one tool call from its request headers (lower-case
             names), e.g. a GAR model chosen per request; raising ``ToolInputError`` answers 422.
             ``None``: every call uses ``toolkit``. The toolkits must share ``toolkit``'s store.
+        planner: a factory ``planner(toolkit) -> planner`` (called once, here) of the planner agent
+            behind ``POST /v1/ask``; its ``stream(image, question)`` yields the planner's events.
+            None: ``/v1/ask`` answers 501. Its name for ``/v1/planner`` is ``model_names["planner"]``.
+
+    The web page (``GET /``), ``/v1/segment``, ``/v1/images/{id}`` and the planner routes are added by
+    :func:`gar_tool.integrations.http.web.add_web_routes`.
     """
     if not body_timeout > 0:
         raise ValueError(f"body_timeout must be > 0 seconds, got {body_timeout!r}")
@@ -262,6 +274,16 @@ def create_app(toolkit: GARToolkit, *, max_request_bytes: int = DEFAULT_MAX_REQU
         return JSONResponse({"image_id": stored.image_id, "width": stored.image.width,
                              "height": stored.image.height})
 
+    # ------------------------------------------------------------------ the web page, segment, ask
+    from gar_tool.integrations.http.web import add_web_routes
+
+    async def read_json(request: Request, tool: str | None) -> dict[str, Any]:
+        """A JSON object body, read within ``body_timeout`` (before any slot is taken)."""
+        return _json_object(await read_body(request, body_timeout, tool=tool), tool=tool)
+
+    add_web_routes(app, toolkit, slot, read_json,
+                   planner=None if planner is None else planner(toolkit),
+                   planner_name=(model_names or {}).get("planner"))
     return app
 
 
@@ -286,13 +308,17 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
     path = "/v1/" + spec.method  # gar_describe -> /v1/describe
 
     async def endpoint(request: Request, overlay: bool = Query(False, description=(
-            "Also return the overlay image (regions drawn, legend) as overlay_png_base64."))) -> Response:
+            "Also return the overlay image (regions drawn, legend) as overlay_png_base64.")),
+            max_new_tokens: int | None = Query(None, description=(
+                "GAR's token limit for this call's answers, at most the server's own limit "
+                "(--max-new-tokens); for programmatic clients, not part of the tool's arguments."))) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind and kind != "application/json" and not kind.endswith("+json"):
             raise APIError(415, "unsupported_media_type", f"send the arguments as JSON (Content-Type: "
                            f"application/json), got {kind!r}", retryable=True, tool=name)
         if name not in toolkit.available_tools():
-            needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)"}[spec.needs or ""]
+            needs = {"gar": "a GAR model (--model)", "detector": "a grounding detector (--detector)",
+                     "tracker": "a video tracker (--tracker)"}[spec.needs or ""]
             raise APIError(501, "tool_unavailable", f"{name} is not available on this server: it was started "
                            f"without {needs}", retryable=False, tool=name)
         kit = toolkit
@@ -301,6 +327,8 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
                 kit = toolkit_for(request.headers)
             except ToolError as err:
                 raise _from_tool_error(err, name) from None
+        if max_new_tokens is not None:
+            kit = _with_token_limit(kit, max_new_tokens, name)
         raw = await read_body(request, body_timeout, tool=name)  # a stalled body holds no slot
         args = _json_object(raw, tool=name)
         async with slot(name):
@@ -314,6 +342,14 @@ def _add_tool_route(app: FastAPI, toolkit: GARToolkit, spec: ToolSpec, slot: Any
         responses=_error_responses(400, 413, 415, 422, 429, 500, 501),
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": input_schema(name)}}}})
+
+
+def _with_token_limit(kit: GARToolkit, n: int, tool: str) -> GARToolkit:
+    """``kit`` answering with at most ``n`` new tokens (422 unless ``1 <= n <= kit.max_new_tokens``)."""
+    if not 1 <= n <= kit.max_new_tokens:
+        raise APIError(422, "invalid_input", f"max_new_tokens must be between 1 and this server's limit of "
+                       f"{kit.max_new_tokens}, got {n}", retryable=True, tool=tool)
+    return kit.with_decode(dataclasses.replace(kit.decode, max_new_tokens=n))
 
 
 def _json_object(raw: bytes, tool: str | None = None) -> dict[str, Any]:

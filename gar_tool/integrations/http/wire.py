@@ -49,14 +49,6 @@ class UploadedImage:
     height: int
 
 
-@dataclass(frozen=True)
-class RemoteGAR:
-    """What a client knows of the server's GAR (``Planner`` reads ``prompt_slots``)."""
-
-    name: str | None
-    prompt_slots: int
-
-
 # --------------------------------------------------------------------------- local region cache
 class RegionCache:
     """Regions seen in results, by id (bounded, least recently used dropped first; thread-safe:

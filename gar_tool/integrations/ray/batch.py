@@ -191,12 +191,9 @@ def load_planner(job: BatchJob) -> Any:
         return None
     if job.planner_class is not None:
         return job.planner_class
-    from importlib.metadata import entry_points
+    from gar_tool.integrations.serving import planner_class
 
-    eps = [ep for ep in entry_points(group="gar.planners") if ep.name == "planner"]
-    if not eps:
-        raise InputError("--planner needs the agents package installed (entry point gar.planners:planner)")
-    return eps[0].load()
+    return planner_class()
 
 
 # --------------------------------------------------------------------------- output

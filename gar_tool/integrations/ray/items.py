@@ -152,7 +152,7 @@ def answer_item(item: BatchItem, grounded: dict[str, Any], gar: Any, inputs: Ima
         answers, gar_log = [], []
         if item.question is not None:
             res = kit.relate({"image": img.image_id, "regions": ids, "question": item.question})
-            out = res.artifact
+            out: Any = res.artifact  # a RelateOutput
             answers.append({"region_ids": ids, "text": out.answer_with_ids,
                             "finish_reason": "length" if any(c.finish_reason == "length" for c in out.chunks)
                             else "stop"})
@@ -161,8 +161,9 @@ def answer_item(item: BatchItem, grounded: dict[str, Any], gar: Any, inputs: Ima
         else:
             for rid in ids:
                 res = kit.describe({"image": img.image_id, "region": rid, "instruction": item.instruction})
-                answers.append({"region_ids": [rid], "text": res.artifact.description,
-                                "finish_reason": res.artifact.finish_reason})
+                described: Any = res.artifact  # a DescribeOutput
+                answers.append({"region_ids": [rid], "text": described.description,
+                                "finish_reason": described.finish_reason})
                 gar_log.append(_exchange(res))
             answer = answers[0]["text"] if len(ids) == 1 else "\n".join(f"{a['region_ids'][0]}: {a['text']}"
                                                                         for a in answers)

@@ -137,9 +137,10 @@ class Grounding:
 
     def detect(self, image: Any, phrases: Any, box_threshold: float, text_threshold: float,
                max_regions: int | None) -> Outcome[list[dict[str, Any]]]:
-        if self.detector is None:
+        detector = self.detector
+        if detector is None:
             return Outcome(error=ToolFailure("this application has no grounding detector"))
-        return capture(lambda: regions_to_wire(list(self.detector.detect(
+        return capture(lambda: regions_to_wire(list(detector.detect(
             image, phrases, box_threshold=box_threshold, text_threshold=text_threshold, max_regions=max_regions))))
 
     def segment(self, image: Any, boxes: Any, points: Any, point_labels: Any) -> Outcome[list[dict[str, Any]]]:
