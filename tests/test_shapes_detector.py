@@ -66,7 +66,7 @@ def test_gar_ground_tool_runs_offline_with_the_shapes_detector():
     from gar_tool.tools.inputs import ImageInputConfig
 
     kit = GARToolkit.load(detector=SHAPES_DETECTOR, inputs=ImageInputConfig(allowed_roots=[]))
-    assert kit.available_tools() == ["gar_ground", "gar_measure"]
+    assert kit.available_tools() == ["gar_ground", "gar_measure", "gar_zoom"]
     buf = io.BytesIO()
     Image.fromarray(_scene().image).save(buf, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

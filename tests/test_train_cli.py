@@ -29,7 +29,7 @@ def test_gar_train_writes_a_model_the_tools_load(tmp_path, shapes_ckpt, shapes_j
     from gar_tool.tools import GARToolkit
 
     kit = GARToolkit.load(model=str(out))
-    assert kit.available_tools() == ["gar_describe", "gar_relate", "gar_measure"]
+    assert kit.available_tools() == ["gar_describe", "gar_relate", "gar_measure", "gar_zoom"]
 
 
 @pytest.mark.parametrize("args,words", [

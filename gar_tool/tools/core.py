@@ -100,7 +100,9 @@ class GARToolkit:
         directory / hub id, or ``"sam2"`` for the default. ``kwargs`` go to :class:`GARToolkit`
         (``store``, ``inputs``, ``max_new_tokens``, ``decode``).
         """
-        gar = det = seg = None
+        gar: "GARBackend | None" = None
+        det: "Detector | None" = None
+        seg: "Segmenter | None" = None
         if model is not None:
             from gar_tool.gar.predictor import GAR
 
