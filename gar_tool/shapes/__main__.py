@@ -18,6 +18,23 @@ from typing import Sequence
 from gar_tool.cli.argtypes import positive_int
 
 
+def _mix(text: str) -> dict[str, float]:
+    from gar_tool.shapes.dataset import DEFAULT_MIX
+
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        kind, sep, share = part.strip().partition(":")
+        if kind not in DEFAULT_MIX:
+            raise argparse.ArgumentTypeError(f"unknown question kind {kind!r}; expected some of {sorted(DEFAULT_MIX)}")
+        try:
+            out[kind] = float(share) if sep else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: the share must be a number (kind:share)") from None
+        if out[kind] <= 0:
+            raise argparse.ArgumentTypeError(f"{part!r}: the share must be positive")
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gar_tool.shapes", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -28,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("jsonl", "datasets"), default="jsonl")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--multiple-choice", type=float, default=0.5, help="share asked as multiple choice")
+    d.add_argument("--mix", type=_mix, help="question kinds and their shares, e.g. colour:1,shape:1 "
+                   "(default: every kind, see gar_tool.shapes.dataset.DEFAULT_MIX)")
     b = sub.add_parser("bench", help="a held-out multiple-choice benchmark (GAR-Bench VQA layout)")
     b.add_argument("--out", required=True)
     b.add_argument("--items", type=positive_int, default=600)
@@ -60,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gar_tool.shapes.dataset import write_dataset, write_jsonl
 
         writer = write_jsonl if args.format == "jsonl" else write_dataset
-        print(writer(args.out, args.records, args.seed, multiple_choice=args.multiple_choice, turns=args.turns))
+        print(writer(args.out, args.records, args.seed, multiple_choice=args.multiple_choice, turns=args.turns,
+                     mix=args.mix))
     elif args.command == "bench":
         from gar_tool.shapes.dataset import write_bench
 
