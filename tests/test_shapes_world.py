@@ -149,3 +149,17 @@ def test_multi_turn_conversations_ask_different_kinds_about_the_same_regions():
         assert all(it is None or it.shapes == e.shapes for it, _ in e.questions)
         conv = e.conversation()
         assert [t["from"] for t in conv] == ["human", "gpt"] * len(e.questions)
+
+
+def test_data_command_mix_selects_question_kinds(tmp_path, capsys):
+    from gar_tool.shapes.__main__ import main
+
+    assert main(["data", "--out", str(tmp_path / "d"), "--records", "12", "--mix", "colour:1,shape:2",
+                 "--multiple-choice", "0"]) == 0
+    questions = [c["value"] for line in (tmp_path / "d" / "train.jsonl").read_text().splitlines()
+                 for c in json.loads(line)["conversations"] if c["from"] == "human"]
+    kinds = Counter(q.split(" is ")[0] for q in questions)
+    assert kinds == {"What colour": 4, "What shape": 8}, kinds
+    with pytest.raises(SystemExit):
+        main(["data", "--out", str(tmp_path / "e"), "--mix", "hue:1"])
+    assert "unknown question kind 'hue'" in capsys.readouterr().err
