@@ -41,8 +41,8 @@ from typing import Any
 from batch_throughput import cpu_isa
 
 VARIANTS = ("full", "double-scale", "no-replay", "no-mask")
-#: The curriculum's first two stages of the shipped model: colour alone, then colour and shape.
-DEFAULT_STAGES = "colour:1@200/colour:1,shape:2@300"
+#: The start of the shipped model's curriculum: colour alone, then colour, shape and size.
+DEFAULT_STAGES = "colour:1@200/colour:1,shape:3,size:1@500"
 #: The shipped model's geometry (``python -m gar_tool.shapes init`` keyword arguments).
 DEFAULT_INIT = '{"hidden_size": 128, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "tie_embeddings": false}'
 

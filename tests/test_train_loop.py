@@ -168,3 +168,33 @@ def test_lora_merged_and_unmerged_give_the_same_outputs(tmp_path, shapes_ckpt, s
     w0 = load_file(str(shapes_ckpt / "model.safetensors"))
     key = "mllm.model.language_model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(w[key], w0[key])
+
+
+def test_grown_model_computes_the_same_and_its_new_layers_train(tmp_path, shapes_ckpt, shapes_jsonl):  # noqa: F811
+    """Model growth (``python -m gar_tool.shapes grow``): two more LLM layers, identical logits;
+    a training step then moves the new layers' residual projections off zero."""
+    from gar_tool import GAR
+    from gar_tool.shapes.checkpoint import grow_llm
+
+    grown_dir = grow_llm(shapes_ckpt, tmp_path / "grown", add_layers=2, seed=3)
+    base = GAR.from_pretrained(str(shapes_ckpt), device="cpu", dtype="float32")
+    grown = GAR.from_pretrained(str(grown_dir), device="cpu", dtype="float32")
+    assert len(grown.model.mllm.model.language_model.layers) == len(base.model.mllm.model.language_model.layers) + 2
+    batch = _batch(base, shapes_jsonl)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.model(**batch).logits, base.model(**batch).logits, rtol=0, atol=1e-6)
+    kept = {}
+    train(quick_config(shapes_jsonl, grown_dir, tmp_path / "out", max_steps=1),
+          prepare_model=lambda m: kept.setdefault("m", m))
+    new = kept["m"].mllm.model.language_model.layers[-1]
+    assert new.self_attn.o_proj.weight.abs().sum() > 0 and new.mlp.down_proj.weight.abs().sum() > 0
+
+
+def test_grow_rejects_what_it_cannot_grow(tmp_path, shapes_ckpt):  # noqa: F811
+    from gar_tool.errors import InputError
+    from gar_tool.shapes.checkpoint import grow_llm
+
+    with pytest.raises(InputError, match="add_layers must be positive"):
+        grow_llm(shapes_ckpt, tmp_path / "g", add_layers=0)
+    with pytest.raises(InputError, match="is not a GAR checkpoint folder"):
+        grow_llm(tmp_path, tmp_path / "g", add_layers=1)

@@ -5,7 +5,8 @@
     python -m gar_tool.shapes data  --out data/shapes --records 40000 [--turns 3] [--format jsonl|datasets] [--seed 1]
     python -m gar_tool.shapes bench --out data/shapes-bench-1 --items 600 --regions 1 [--seed 2]
     python -m gar_tool.shapes init  --out ckpt/shapes-init [--hidden-size 192 --layers 4 ...]
-    python -m gar_tool.shapes scene --out scene.png [--seed 0]      # one scene + its shapes as JSON
+    python -m gar_tool.shapes grow  --model ckpt/a --out ckpt/b --add-layers 2   # deeper LLM, same function
+    python -m gar_tool.shapes scene --out scene.png [--seed 0] [--masks DIR]  # one scene + its shapes as JSON
 """
 
 from __future__ import annotations
@@ -67,9 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--untied", action="store_true", help="an LM head apart from the token embeddings")
     i.add_argument("--roi-double-scale", action="store_true", help="scale the RoI box twice, as GAR-1B")
     i.add_argument("--seed", type=int, default=0)
+    g = sub.add_parser("grow", help="a checkpoint with more LLM layers that computes the same (model growth)")
+    g.add_argument("--model", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--add-layers", type=positive_int, required=True)
+    g.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("scene", help="render one scene (PNG) and print its shapes")
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--masks", metavar="DIR", help="also write each shape's mask as DIR/N.png (N = scene order)")
     return p
 
 
@@ -94,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                               num_layers=args.layers, num_heads=args.heads, num_kv_heads=args.kv_heads,
                               intermediate_size=args.intermediate_size, tie_embeddings=not args.untied,
                               roi_double_scale=args.roi_double_scale, seed=args.seed))
+    elif args.command == "grow":
+        from gar_tool.shapes.checkpoint import grow_llm
+
+        print(grow_llm(args.model, args.out, add_layers=args.add_layers, seed=args.seed))
     else:
         import numpy as np
         from PIL import Image
@@ -103,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         r = sample_scene(np.random.default_rng(args.seed))
         Image.fromarray(r.image).save(args.out)
+        if args.masks:
+            from pathlib import Path
+
+            Path(args.masks).mkdir(parents=True, exist_ok=True)
+            for k, m in enumerate(r.masks):
+                Image.fromarray(m.astype(np.uint8) * 255).save(Path(args.masks) / f"{k}.png")
         json.dump([{"caption": s.caption, "box": [round(v, 1) for v in s.box], "area": round(float(a), 4),
                     "rle": rle_encode(m)} for s, a, m in zip(r.scene.shapes, r.areas, r.masks)], sys.stdout)
         print()

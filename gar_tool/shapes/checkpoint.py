@@ -134,4 +134,59 @@ def init_checkpoint(directory: str | Path, *, tile_size: int = 112, max_num_tile
     return Path(out)
 
 
-__all__ = ["PLM_SYSTEM", "SHAPES_SYSTEM", "chat_template", "SPECIAL_TOKENS", "PROMPT_SLOTS", "VOCAB_SIZE", "corpus", "build_tokenizer", "init_checkpoint"]
+LLM_LAYER = "mllm.model.language_model.layers.{}."
+#: The projections that write into the residual stream; zero in a new layer, so it adds nothing.
+RESIDUAL_WRITERS = ("self_attn.o_proj.weight", "mlp.down_proj.weight")
+
+
+def grow_llm(model: str | Path, directory: str | Path, *, add_layers: int, seed: int = 0) -> Path:
+    """Copy the checkpoint ``model`` to ``directory`` with ``add_layers`` more LLM decoder layers
+    on top, each initialised so that the grown model computes exactly what ``model`` computes.
+
+    A new layer's norms are ones, its query/key/value and gate/up projections are drawn from
+    N(0, initializer_range²) and its attention output and down projections are zero: the layer
+    adds nothing to the residual stream until training moves those two, and gradients reach them
+    at once. (Training a small model in stages and deepening it once the lower layers work is
+    model growth; the shipped shapes-world model uses it for the multiple-choice stage.)
+    """
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from gar_tool.errors import InputError
+
+    src, out = Path(model), Path(directory)
+    if add_layers <= 0:
+        raise InputError(f"add_layers must be positive, got {add_layers}")
+    if not (src / "config.json").is_file() or not (src / "model.safetensors").is_file():
+        raise InputError(f"{str(src)!r} is not a GAR checkpoint folder (config.json + model.safetensors)")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name not in ("config.json", "model.safetensors", "training_log.json"):
+            shutil.copy2(f, out / f.name)
+    cfg = json.loads((src / "config.json").read_text())
+    text = cfg["mllm_config"]["text_config"]
+    n, std = int(text["num_hidden_layers"]), float(text.get("initializer_range", 0.02))
+    state = load_file(str(src / "model.safetensors"))
+    template = {k[len(LLM_LAYER.format(n - 1)):]: v for k, v in state.items() if k.startswith(LLM_LAYER.format(n - 1))}
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(n, n + add_layers):
+        for name, like in template.items():
+            if name.endswith("layernorm.weight"):
+                new = torch.ones_like(like)
+            elif name in RESIDUAL_WRITERS:
+                new = torch.zeros_like(like)
+            else:
+                new = (torch.randn(like.shape, generator=gen) * std).to(like.dtype)
+            state[LLM_LAYER.format(i) + name] = new
+    text["num_hidden_layers"] = n + add_layers
+    if isinstance(text.get("layer_types"), list):
+        text["layer_types"] = text["layer_types"] + [text["layer_types"][-1]] * add_layers
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+__all__ = ["grow_llm", "PLM_SYSTEM", "SHAPES_SYSTEM", "chat_template", "SPECIAL_TOKENS", "PROMPT_SLOTS", "VOCAB_SIZE", "corpus", "build_tokenizer", "init_checkpoint"]
