@@ -24,6 +24,7 @@ Run (each step is skipped when its output exists, so an interrupted run resumes)
 
     .venv/bin/python benchmarks/ablation.py --work out/ablation --threads 1
     .venv/bin/python benchmarks/ablation.py --work /tmp/abl --stages colour:1@2 --items 12   # smoke
+    .venv/bin/python benchmarks/ablation.py --work /tmp/x --score examples/shapes-gar   # one model, every kind
 
 Prints a Markdown table (and writes ``WORK/results.json``) with the thread count, the machine's
 load average and the CPU's vector extensions.
@@ -41,8 +42,8 @@ from typing import Any
 from batch_throughput import cpu_isa
 
 VARIANTS = ("full", "double-scale", "no-replay", "no-mask")
-#: The start of the shipped model's curriculum: colour alone, then colour, shape and size.
-DEFAULT_STAGES = "colour:1@200/colour:1,shape:3,size:1@500"
+#: The first two stages of the shipped model's curriculum: colour alone, then colour and shape.
+DEFAULT_STAGES = "colour:1@200/colour:1,shape:2@300"
 #: The shipped model's geometry (``python -m gar_tool.shapes init`` keyword arguments).
 DEFAULT_INIT = '{"hidden_size": 128, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "tie_embeddings": false}'
 
@@ -119,11 +120,11 @@ def train_variant(variant: str, paths: dict[str, Path], out: Path, stages: list[
     return time.perf_counter() - t0
 
 
-def held_out(n: int, seed: int, kinds: set[str]) -> list[tuple[Any, Any]]:
-    """``(rendered scene, item)`` pairs: single-region questions of ``kinds`` about new scenes."""
+def held_out(n: int, seed: int, kinds: set[str], arities: tuple[int, ...] = (1,)) -> list[tuple[Any, Any]]:
+    """``(rendered scene, item)`` pairs: ``n`` questions per arity, those of ``kinds`` kept."""
     from gar_tool.shapes.dataset import bench_items
 
-    return [(r, it) for r, it in bench_items(n, seed, arity=1) if it.kind in kinds]
+    return [(r, it) for a in arities for r, it in bench_items(n, seed + a, arity=a) if it.kind in kinds]
 
 
 def evaluate(variant: str, ckpt: Path, items: list[tuple[Any, Any]]) -> dict[str, list[int]]:
@@ -135,13 +136,13 @@ def evaluate(variant: str, ckpt: Path, items: list[tuple[Any, Any]]) -> dict[str
 
     model, processor, _ = load_gar_model(str(ckpt), device="cpu", dtype="float32")
     gar = GAR(as_variant(model, variant), processor, name=f"{variant}:{ckpt}")
-    requests = [gar.request(r.image, [{"mask": r.masks[it.shapes[0]]}], it.open_question) for r, it in items]
+    requests = [gar.request(r.image, [{"mask": r.masks[k]} for k in it.shapes], it.open_question) for r, it in items]
     answers = []
     for i in range(0, len(requests), 16):
         answers += gar.answer(requests[i:i + 16], DecodeOptions(max_new_tokens=4))
     tally: dict[str, list[int]] = {}
     for (r, it), a in zip(items, answers):
-        size = "small" if r.areas[it.shapes[0]] < SMALL_FRACTION else "large"
+        size = "small" if min(r.areas[k] for k in it.shapes) < SMALL_FRACTION else "large"
         ok = int(a.text.strip().lower() == it.open_answer.lower())
         for key in (f"{it.kind}/{size}", f"{it.kind}/all", f"all/{size}", "all/all"):
             t = tally.setdefault(key, [0, 0])
@@ -152,6 +153,23 @@ def evaluate(variant: str, ckpt: Path, items: list[tuple[Any, Any]]) -> dict[str
 
 def _pct(t: list[int]) -> str:
     return f"{100 * t[0] / t[1]:.1f}" if t[1] else "–"
+
+
+def score(model: Path, args: argparse.Namespace) -> int:
+    """``--score``: short-answer accuracy of ``model`` per kind, by region size."""
+    from gar_tool.shapes.questions import PAIR_KINDS, SINGLE_KINDS
+
+    items = held_out(args.items, args.seed + 2000, set(SINGLE_KINDS) | set(PAIR_KINDS), arities=(1, 2))
+    acc = evaluate("full", model, items)
+    print(f"# {model}: {len(items)} held-out short-answer questions; {args.threads} thread(s), CPU {cpu_isa()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("| kind | small regions | large regions | all |")
+    print("|---|---|---|---|")
+    for kind in (*SINGLE_KINDS, *PAIR_KINDS, "all"):
+        cells = [f"{_pct(acc.get(f'{kind}/{s}', [0, 0]))} ({acc.get(f'{kind}/{s}', [0, 0])[1]})"
+                 for s in ("small", "large", "all")]
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--init", default=DEFAULT_INIT, help=f"init_checkpoint keyword arguments (JSON; default {DEFAULT_INIT})")
+    p.add_argument("--score", metavar="DIR", help="no training: score the model in DIR on held-out short-answer "
+                   "questions of every kind (single and two regions) and print the table")
     args = p.parse_args(argv)
     import torch
 
@@ -179,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         stages = parse_stages(args.stages)
     except ValueError as e:
         p.error(str(e))
+    if args.score:
+        return score(Path(args.score), args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     paths = prepare(work, args, stages)

@@ -28,6 +28,12 @@ def test_ablation_benchmark_tiny_curriculum_runs(tmp_path):
     assert res["variants"]["full"]["accuracy"]["all/all"][1] == 6
     head = next(line for line in out.stdout.splitlines() if line.startswith("# curriculum"))
     assert "thread(s), CPU" in head and "load average" in head
+    scored = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ablation.py"), "--work", str(tmp_path),
+                             "--score", str(tmp_path / "full"), "--items", "6"],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    kinds = [line.split("|")[1].strip() for line in scored.stdout.splitlines() if line.startswith("| ")][1:]
+    assert kinds == ["colour", "shape", "size", "left", "above", "bigger", "same-colour", "same-shape", "count", "all"]
 
 
 def test_ablation_rejects_a_malformed_stage():
