@@ -112,11 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gar_tool.regions.rle import rle_encode
         from gar_tool.shapes.world import sample_scene
 
+        from pathlib import Path
+
         r = sample_scene(np.random.default_rng(args.seed))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(r.image).save(args.out)
         if args.masks:
-            from pathlib import Path
-
             Path(args.masks).mkdir(parents=True, exist_ok=True)
             for k, m in enumerate(r.masks):
                 Image.fromarray(m.astype(np.uint8) * 255).save(Path(args.masks) / f"{k}.png")
