@@ -1,5 +1,5 @@
 # The two commands of the README. Both create .venv at the repository root when missing.
-.PHONY: setup demo test
+.PHONY: setup demo try test
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,17 @@ demo: setup
 	mkdir -p out
 	.venv/bin/gar ask examples/images/coffee.jpg "Is the spoon resting on the saucer, and what is in the cup?" \
 		--planner $(PLANNER) --model $(MODEL) --detector $(DETECTOR) --segmenter $(SEGMENTER) --overlay out/demo.png
+
+# Offline, nothing downloaded: the small GAR trained here (examples/shapes-gar) on a new
+# shapes-world scene; the offline shapes detector stands in for Grounding DINO + SAM.
+try: setup
+	mkdir -p out/try
+	.venv/bin/python -m gar_tool.shapes scene --out out/try/scene.png --seed 0 --masks out/try/masks > out/try/shapes.json
+	.venv/bin/gar ground out/try/scene.png "purple triangle. red square" --detector shapes-world
+	.venv/bin/gar describe out/try/scene.png --region mask:out/try/masks/0.png --model examples/shapes-gar
+	.venv/bin/gar relate out/try/scene.png "What colour is <Prompt0>?" --region mask:out/try/masks/3.png --model examples/shapes-gar
+	.venv/bin/gar relate out/try/scene.png "Is <Prompt0> bigger than <Prompt1>?" --model examples/shapes-gar \
+		--region mask:out/try/masks/0.png --region mask:out/try/masks/1.png
 
 test: setup
 	.venv/bin/mypy

@@ -19,7 +19,8 @@ from typing import Iterator, NoReturn, Sequence, TextIO
 from gar_tool.errors import GARError, InputError, ModelError, SlowDtypeWarning
 
 #: Sub-command modules, in the order ``gar --help`` lists them.
-COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd", "batch_cmd")
+COMMAND_MODULES = ("describe_cmd", "ground_cmd", "eval_cmd", "tools_cmd", "serve_cmd", "mcp_cmd", "batch_cmd",
+                   "train_cmd")
 
 
 class _Parser(argparse.ArgumentParser):

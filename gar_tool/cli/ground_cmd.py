@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("image", help="image file")
     p.add_argument("phrases", help='phrases separated by ".", e.g. "a dog. a ball."')
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
-                   help=f"Grounding DINO checkpoint directory or hub id (default {DEFAULT_DETECTOR})")
+                   help=f"Grounding DINO checkpoint directory or hub id (default {DEFAULT_DETECTOR}); "
+                        "'shapes-world' = the classical detector of the shapes world (no model)")
     p.add_argument("--segmenter", default="sam",
                    help=f"SAM checkpoint directory or hub id; 'sam' = {DEFAULT_SEGMENTER} (default); "
                         "'none' = no masks, regions are the box rectangles")
@@ -63,9 +64,15 @@ def run(args: argparse.Namespace) -> int:
 
     from gar_tool.grounding import GroundingDetector
     from gar_tool.regions.region import Regions
+    from gar_tool.shapes import SHAPES_DETECTOR
 
-    detector = GroundingDetector.from_pretrained(args.detector, segmenter=args.segmenter,
-                                                 device=args.device, dtype=args.dtype)
+    if args.detector == SHAPES_DETECTOR:  # the offline shapes-world detector (no model)
+        from gar_tool.shapes.detector import ShapesDetector
+
+        detector: Any = ShapesDetector()
+    else:
+        detector = GroundingDetector.from_pretrained(args.detector, segmenter=args.segmenter,
+                                                     device=args.device, dtype=args.dtype)
     found = detector.detect(image, phrases, box_threshold=args.box_threshold,
                             text_threshold=args.text_threshold, max_regions=args.max_regions)
     regions = Regions(r.with_meta(id=f"r{i + 1}") for i, r in enumerate(found))

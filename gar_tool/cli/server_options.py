@@ -40,7 +40,8 @@ def add_toolkit_options(p: argparse.ArgumentParser, log_level: str = "info") -> 
                    help=f"GAR checkpoint: directory or hub id (default {DEFAULT_MODEL_TEXT}; 'none' = no GAR tools)")
     p.add_argument("--detector", default=None, metavar="DIR|HUB",
                    help="Grounding DINO checkpoint for gar_ground: directory or hub id (default "
-                        "IDEA-Research/grounding-dino-tiny; 'none' = no gar_ground)")
+                        "IDEA-Research/grounding-dino-tiny; 'none' = no gar_ground; 'shapes-world' = the "
+                        "classical shapes-world detector, no model)")
     p.add_argument("--segmenter", default="none", metavar="DIR|HUB|sam",
                    help="SAM checkpoint turning boxes / points into object masks; 'sam' = facebook/sam-vit-base "
                         "(default none: boxes stay rectangles)")

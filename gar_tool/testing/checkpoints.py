@@ -74,8 +74,13 @@ def build_gar_checkpoint(directory: str | Path, *, vocab_size: int | None = None
                          vision_architecture: str = "vit_pe_core_large_patch14_336",
                          roi_double_scale: bool | None = None, seed: int = 0,
                          weight_scale: float = 1.0, dtype: torch.dtype = torch.float32,
-                         write_weights: bool = True):
+                         write_weights: bool = True, tokenizer=None):
     """Write a random GAR checkpoint to ``directory`` and return its path.
+
+    ``tokenizer``: a transformers fast tokenizer to save instead of the byte-level one built
+    here; it must have the special tokens of the layout above (``<|image|>``, ``<|video|>``,
+    ``<|reserved_special_token_{k+2}|>`` as the crop token of ``<Prompt{k}>``, ``<PromptK>``,
+    ``<NO_Prompt>``, bos / eos / pad) and a chat template.
 
     ``vocab_size`` pads the tokenizer with unreachable filler tokens up to a real vocabulary size
     (GAR-1B: 128262), so that embedding and output layers cost what they cost in the real model.
@@ -89,7 +94,11 @@ def build_gar_checkpoint(directory: str | Path, *, vocab_size: int | None = None
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tok = _tokenizer(out, prompt_slots, vocab_size)
+    if tokenizer is None:
+        tok = _tokenizer(out, prompt_slots, vocab_size)
+    else:
+        tok = tokenizer
+        tok.save_pretrained(str(out))
     crop_names = [f"<|reserved_special_token_{k + 2}|>" for k in range(prompt_slots)]
     crop_ids = tok.convert_tokens_to_ids(crop_names)
     grid = tile_size // patch_size

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gar_tool.gar.protocol import DecodeOptions
+from gar_tool.shapes import SHAPES_DETECTOR
 from gar_tool.tools.errors import ToolError
 from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
 from gar_tool.tools.registry import TOOLS, get_tool
@@ -99,11 +100,17 @@ class GARToolkit:
         directory / hub id, or ``"sam2"`` for the default. ``kwargs`` go to :class:`GARToolkit`
         (``store``, ``inputs``, ``max_new_tokens``, ``decode``).
         """
-        gar = det = seg = None
+        gar: "GARBackend | None" = None
+        det: "Detector | None" = None
+        seg: "Segmenter | None" = None
         if model is not None:
             from gar_tool.gar.predictor import GAR
 
             gar = GAR.from_pretrained(model, device=device, dtype=dtype, compat=compat)  # type: ignore[arg-type]
+        if detector is not None and str(detector) == SHAPES_DETECTOR:  # shapes-world images, no model
+            from gar_tool.shapes.detector import ShapesDetector
+
+            det, detector = ShapesDetector(), None  # a segmenter, if given, is loaded on its own below
         if detector is not None:
             from gar_tool.grounding import GroundingDetector
 
