@@ -234,11 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     from gar_tool.gar.protocol import DecodeOptions
     from gar_tool.tools import GARToolkit, ImageInputConfig
 
+    # full size: the fastest dtype this CPU runs natively (bf16 only with AVX-512 BF16 / AMX)
+    dtype = episode.pick_benchmark_dtype(None if args.preset == "full" else "float32")
     gar_args = argparse.Namespace(preset="gar1b" if args.preset == "full" else "tiny", tile_size=None,
-                                  tiles=args.tiles, dtype="bfloat16" if args.preset == "full" else "float32")
+                                  tiles=args.tiles, dtype=str(dtype).removeprefix("torch."))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        model, processor, tile = episode.build(gar_args, Path(d))
+        model, processor, tile = episode.build(gar_args, Path(d), dtype)
         det_ours = build_grounding(args.preset, Path(d), from_scratch=False)
         det_orig = build_grounding(args.preset, Path(d), from_scratch=True)
     print(f"# agent episode, preset {args.preset} (GAR {gar_args.preset} {gar_args.dtype}, grounding "
