@@ -317,8 +317,8 @@ class GARModel(nn.Module):
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         """Recompute activations in the backward pass (LLM layers and ViT blocks) to save memory."""
-        self.mllm.model.language_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs or {"use_reentrant": False})
+        self.mllm.model.language_model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=gradient_checkpointing_kwargs or {"use_reentrant": False})
         self.vision_model.set_grad_checkpointing(True)
 
 
