@@ -14,7 +14,8 @@ SEGMENTER ?= sam
 demo: setup
 	mkdir -p out
 	.venv/bin/gar ask examples/images/coffee.jpg "Is the spoon resting on the saucer, and what is in the cup?" \
-		--planner $(PLANNER) --model $(MODEL) --detector $(DETECTOR) --segmenter $(SEGMENTER) --overlay out/demo.png
+		--planner $(PLANNER) --model $(MODEL) --detector $(DETECTOR) --segmenter $(SEGMENTER) --overlay out/demo.png \
+		|| { code=$$?; echo "make demo: no weights here? 'make try' runs a small GAR trained in this repository, nothing downloaded" >&2; exit $$code; }
 
 # Offline, nothing downloaded: the small GAR trained here (examples/shapes-gar) on a new
 # shapes-world scene; the offline shapes detector stands in for Grounding DINO + SAM.
