@@ -221,7 +221,8 @@ class Planner:
 
     def _tools(self, state: PlannerState) -> dict[str, Any]:
         last = state["messages"][-1]
-        assert isinstance(last, AIMessage)  # _route sends only AI replies with tool calls here
+        if not isinstance(last, AIMessage):  # _route sends only AI replies with tool calls here
+            raise PlannerError(f"tool calls arrived in a {type(last).__name__}, expected an AI message")
         writer = get_stream_writer()
         turn, first = state.get("turns", 0) + 1, len(state.get("steps", [])) + 1
         planned = plan_calls([dict(c) for c in last.tool_calls], state.get("bad_calls") or {}, self.tool_names,
