@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batch_throughput import cpu_isa
+from gar_tool.runtime import cpu_isa
 
 VARIANTS = ("full", "double-scale", "no-replay", "no-mask")
 #: The first two stages of the shipped model's curriculum: colour alone, then colour and shape.
@@ -74,13 +74,14 @@ def as_variant(model: Any, variant: str) -> Any:
 
 def parse_stages(text: str) -> list[tuple[dict[str, float], int]]:
     """``"colour:1@200/colour:1,shape:2@300"`` → ``[({"colour": 1.0}, 200), ({...}, 300)]``."""
+    from gar_tool.shapes.dataset import parse_mix
+
     stages = []
     for part in text.split("/"):
         mix_text, sep, steps = part.partition("@")
         if not sep or not steps.isdigit() or int(steps) <= 0:
             raise ValueError(f"stage {part!r}: expected MIX@STEPS, e.g. colour:1,shape:2@300")
-        mix = {k: float(v) for k, _, v in (x.partition(":") for x in mix_text.split(","))}
-        stages.append((mix, int(steps)))
+        stages.append((parse_mix(mix_text), int(steps)))
     return stages
 
 
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = prepare(work, args, stages)
     kinds = {k for mix, _ in stages for k in mix}
     items = held_out(args.items, args.seed + 1000, kinds)
-    results: dict[str, Any] = {"args": vars(args), "threads": args.threads, "cpu_isa": cpu_isa(),
+    results: dict[str, Any] = {"args": vars(args), "threads": args.threads, "cpu_isa": str(cpu_isa()),
                                "variants": {}}
     for v in variants:
         out = work / v

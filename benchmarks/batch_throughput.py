@@ -34,17 +34,6 @@ PRESETS = {
 }
 
 
-def cpu_isa() -> str:
-    """The widest vector extensions the CPU reports (Linux /proc/cpuinfo)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    have = set(flags.split(":", 1)[1].split())
-    found = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "neon") if f in have]
-    return ",".join(found) or "baseline"
-
-
 def write_job(root: Path, n: int, size: tuple[int, int]) -> Path:
     import numpy as np
     from PIL import Image
@@ -109,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         par = time.monotonic() - t
         ray.shutdown()
         same = read_output(root / "seq.jsonl") == read_output(root / "ray.jsonl")
+
+    from gar_tool.runtime import cpu_isa
 
     load = os.getloadavg()
     print(f"gar batch throughput: preset {args.preset}, {args.images} images {h}x{w}, 2 regions each, "

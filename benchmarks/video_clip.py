@@ -27,25 +27,13 @@ from pathlib import Path
 
 import torch
 
+from gar_tool.runtime import cpu_isa
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from episode import PRESETS  # noqa: E402  (the same model sizes as the image benchmark)
 
 QUESTIONS = ["Where does <Prompt0> go?", "What colour is <Prompt0>?", "Does <Prompt0> change its shape?",
              "Is <Prompt0> faster at the end?", "What is <Prompt0> next to?"]
-
-
-def cpu_isa() -> str:
-    """The widest x86 vector extension in /proc/cpuinfo (or the machine type elsewhere)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        import platform
-
-        return platform.machine()
-    for isa in ("avx512_bf16", "avx512f", "avx2", "avx", "sse4_2"):
-        if f" {isa} " in f" {flags} ":
-            return isa
-    return "baseline"
 
 
 def timed(fn):
