@@ -160,6 +160,20 @@ def test_data_command_mix_selects_question_kinds(tmp_path, capsys):
                  for c in json.loads(line)["conversations"] if c["from"] == "human"]
     kinds = Counter(q.split(" is ")[0] for q in questions)
     assert kinds == {"What colour": 4, "What shape": 8}, kinds
-    with pytest.raises(SystemExit):
-        main(["data", "--out", str(tmp_path / "e"), "--mix", "hue:1"])
-    assert "unknown question kind 'hue'" in capsys.readouterr().err
+    for mix, words in (("hue:1", "unknown question kind 'hue'"), ("colour:inf", "must be a positive number"),
+                       ("colour:x", "the share must be a number")):
+        with pytest.raises(SystemExit) as stop:
+            main(["data", "--out", str(tmp_path / "e"), "--mix", mix])
+        assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_commands_report_bad_input_in_one_line(tmp_path, capsys):
+    from gar_tool.shapes.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["grow", "--model", str(tmp_path), "--out", str(tmp_path / "g"), "--add-layers", "1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "is not a GAR checkpoint folder" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as stop:
+        main(["data", "--out", str(tmp_path / "d"), "--multiple-choice", "1.5"])
+    assert stop.value.code == 2 and "expected a number in [0, 1]" in capsys.readouterr().err

@@ -14,26 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from gar_tool.cli.argtypes import positive_int
+from gar_tool.cli.argtypes import positive_int, unit_float
+from gar_tool.errors import InputError
 
 
 def _mix(text: str) -> dict[str, float]:
-    from gar_tool.shapes.dataset import DEFAULT_MIX
+    from gar_tool.shapes.dataset import parse_mix
 
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        kind, sep, share = part.strip().partition(":")
-        if kind not in DEFAULT_MIX:
-            raise argparse.ArgumentTypeError(f"unknown question kind {kind!r}; expected some of {sorted(DEFAULT_MIX)}")
-        try:
-            out[kind] = float(share) if sep else 1.0
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{part!r}: the share must be a number (kind:share)") from None
-        if out[kind] <= 0:
-            raise argparse.ArgumentTypeError(f"{part!r}: the share must be positive")
-    return out
+    try:
+        return parse_mix(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--turns", type=positive_int, default=1, help="questions per conversation (same regions)")
     d.add_argument("--format", choices=("jsonl", "datasets"), default="jsonl")
     d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--multiple-choice", type=float, default=0.5, help="share asked as multiple choice")
+    d.add_argument("--multiple-choice", type=unit_float, default=0.5, help="share asked as multiple choice")
     d.add_argument("--mix", type=_mix, help="question kinds and their shares, e.g. colour:1,shape:1 "
                    "(default: every kind, see gar_tool.shapes.dataset.DEFAULT_MIX)")
     b = sub.add_parser("bench", help="a held-out multiple-choice benchmark (GAR-Bench VQA layout)")
@@ -81,7 +75,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except InputError as e:  # bad input: one usage line, exit 2
+        parser.error(str(e))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "data":
         from gar_tool.shapes.dataset import write_dataset, write_jsonl
 
@@ -111,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from gar_tool.regions.rle import rle_encode
         from gar_tool.shapes.world import sample_scene
-
-        from pathlib import Path
 
         r = sample_scene(np.random.default_rng(args.seed))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ GAR-Bench's fields, ``area_fractions`` (visible area of each region / image area
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -69,6 +70,25 @@ class Example:
 
     def rles(self) -> list[dict]:
         return [rle_encode(self.scene.masks[k]) for k in self.shapes]
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"colour:1,shape:2"`` → ``{"colour": 1.0, "shape": 2.0}`` (a kind alone has share 1).
+    Raises ``ValueError`` naming the bad part: an unknown kind or a share that is not a positive
+    finite number."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        kind, sep, share = part.strip().partition(":")
+        if kind not in DEFAULT_MIX:
+            raise ValueError(f"unknown question kind {kind!r}; expected some of {sorted(DEFAULT_MIX)}")
+        try:
+            value = float(share) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"{part!r}: the share must be a number (kind:share)") from None
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{part!r}: the share must be a positive number")
+        out[kind] = value
+    return out
 
 
 def _quotas(total: int, mix: dict[str, float]) -> dict[tuple[str, str], int]:
@@ -216,5 +236,5 @@ def write_bench(out: str | Path, n: int, seed: int, arity: int) -> Path:
     return path
 
 
-__all__ = ["ANSWERS", "DEFAULT_MIX", "Example", "examples", "write_jsonl", "write_dataset",
+__all__ = ["ANSWERS", "DEFAULT_MIX", "parse_mix", "Example", "examples", "write_jsonl", "write_dataset",
            "bench_items", "write_bench"]
