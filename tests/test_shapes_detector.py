@@ -3,8 +3,6 @@ gar ground use it with --detector shapes-world."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
@@ -15,6 +13,7 @@ from gar_tool.errors import InputError
 from gar_tool.shapes import SHAPES_DETECTOR
 from gar_tool.shapes.detector import ShapesDetector
 from gar_tool.shapes.world import COLOURS, Scene, Shape, render, sample_scene
+from tools_support import b64, png_bytes
 
 
 def _scene():
@@ -67,10 +66,7 @@ def test_gar_ground_tool_runs_offline_with_the_shapes_detector():
 
     kit = GARToolkit.load(detector=SHAPES_DETECTOR, inputs=ImageInputConfig(allowed_roots=[]))
     assert kit.available_tools() == ["gar_ground", "gar_measure", "gar_zoom"]
-    buf = io.BytesIO()
-    Image.fromarray(_scene().image).save(buf, format="PNG")
-    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    out = kit.call("gar_ground", {"image": uri, "phrases": "blue square. red circle"}).artifact
+    out = kit.call("gar_ground", {"image": b64(png_bytes(_scene().image)), "phrases": "blue square. red circle"}).artifact
     assert sorted(r.label for r in out.regions) == ["blue square", "red circle"]
     m = kit.call("gar_measure", {"image": out.image_id, "regions": [r.id for r in out.regions]}).artifact
     assert len(m.regions) == 2

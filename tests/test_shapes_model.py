@@ -10,20 +10,18 @@ preprocessing path fails here.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import REPO
 from gar_tool.regions.rle import rle_encode
 from gar_tool.shapes import SHAPES_DETECTOR
 from gar_tool.shapes.questions import pair_items, single_items
 from gar_tool.shapes.world import sample_scene
+from tools_support import b64, png_bytes
 
 MODEL = REPO / "examples" / "shapes-gar"
 # Bars: the shares these checks measured with the shipped model, less a margin (TRAINING.md).
@@ -45,12 +43,6 @@ def gar():
     from gar_tool import GAR
 
     return GAR.from_pretrained(str(MODEL), device="cpu")
-
-
-def _uri(image: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def test_the_shipped_model_is_small_and_in_the_released_layout():
@@ -105,7 +97,7 @@ def test_the_four_tools_work_offline_on_a_scene():
         if len(shapes) < 2 or len({(s.colour, s.kind) for s in shapes}) < len(shapes):
             continue  # every shape named uniquely by colour and kind
         a, b = shapes[0], shapes[1]
-        found = kit.call("gar_ground", {"image": _uri(r.image), "phrases": f"{a.colour} {a.kind}. {b.colour} {b.kind}"}
+        found = kit.call("gar_ground", {"image": b64(png_bytes(r.image)), "phrases": f"{a.colour} {a.kind}. {b.colour} {b.kind}"}
                          ).artifact
         ids = {reg.label: reg.id for reg in found.regions}
         if set(ids) != {f"{a.colour} {a.kind}", f"{b.colour} {b.kind}"}:
@@ -141,7 +133,7 @@ def test_gar_serve_answers_over_http():
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
             out = []
             for r in scenes:
-                resp = await c.post("/v1/describe", json={"image": _uri(r.image), "region": {"rle": rle_encode(r.masks[0])}})
+                resp = await c.post("/v1/describe", json={"image": b64(png_bytes(r.image)), "region": {"rle": rle_encode(r.masks[0])}})
                 assert resp.status_code == 200, resp.text
                 said = resp.json()["output"]["description"].split()
                 out.append(said[1:3] == r.scene.shapes[0].caption.split()[1:3])  # size and colour
