@@ -62,17 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if overlay is not None and not overlay.parent.is_dir():
         raise InputError(f"--overlay: directory {str(overlay.parent)!r} does not exist")
 
-    from gar_tool.grounding import GroundingDetector
     from gar_tool.regions.region import Regions
-    from gar_tool.shapes import SHAPES_DETECTOR
+    from gar_tool.tools.components import load_detector
 
-    if args.detector == SHAPES_DETECTOR:  # the offline shapes-world detector (no model)
-        from gar_tool.shapes.detector import ShapesDetector
-
-        detector: Any = ShapesDetector()
-    else:
-        detector = GroundingDetector.from_pretrained(args.detector, segmenter=args.segmenter,
-                                                     device=args.device, dtype=args.dtype)
+    detector = load_detector(args.detector, segmenter=args.segmenter, device=args.device, dtype=args.dtype)
     found = detector.detect(image, phrases, box_threshold=args.box_threshold,
                             text_threshold=args.text_threshold, max_regions=args.max_regions)
     regions = Regions(r.with_meta(id=f"r{i + 1}") for i, r in enumerate(found))

@@ -37,4 +37,20 @@ class Segmenter(Protocol):
         ...
 
 
-__all__ = ["Detector", "Segmenter"]
+def load_detector(spec: Any, *, segmenter: Any = None, device: Any = None, dtype: Any = None) -> Detector:
+    """A detector from a CLI / config value: ``"shapes-world"`` (:data:`gar_tool.shapes.SHAPES_DETECTOR`)
+    → the offline shapes-world detector (no model; it has no ``segmenter``); anything else →
+    Grounding DINO from that directory / hub id, its boxes refined by ``segmenter`` (a value of
+    :func:`gar_tool.grounding.load_segmenter`)."""
+    from gar_tool.shapes import SHAPES_DETECTOR
+
+    if str(spec) == SHAPES_DETECTOR:
+        from gar_tool.shapes.detector import ShapesDetector
+
+        return ShapesDetector()
+    from gar_tool.grounding import GroundingDetector
+
+    return GroundingDetector.from_pretrained(spec, segmenter=segmenter, device=device, dtype=dtype)
+
+
+__all__ = ["Detector", "Segmenter", "load_detector"]

@@ -27,7 +27,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gar_tool.gar.protocol import DecodeOptions
-from gar_tool.shapes import SHAPES_DETECTOR
 from gar_tool.tools.errors import ToolError
 from gar_tool.tools.inputs import ImageInputConfig, ImageResolver
 from gar_tool.tools.registry import TOOLS, get_tool
@@ -107,16 +106,12 @@ class GARToolkit:
             from gar_tool.gar.predictor import GAR
 
             gar = GAR.from_pretrained(model, device=device, dtype=dtype, compat=compat)  # type: ignore[arg-type]
-        if detector is not None and str(detector) == SHAPES_DETECTOR:  # shapes-world images, no model
-            from gar_tool.shapes.detector import ShapesDetector
-
-            det, detector = ShapesDetector(), None  # a segmenter, if given, is loaded on its own below
         if detector is not None:
-            from gar_tool.grounding import GroundingDetector
+            from gar_tool.tools.components import load_detector
 
-            det = GroundingDetector.from_pretrained(detector, segmenter=segmenter, device=device, dtype=dtype)
-            seg = det.segmenter
-        elif segmenter is not None:
+            det = load_detector(detector, segmenter=segmenter, device=device, dtype=dtype)
+            seg = getattr(det, "segmenter", None)  # Grounding DINO's; the shapes-world detector has none
+        if seg is None and segmenter is not None:  # no detector, or one without a segmenter
             from gar_tool.grounding import load_segmenter
 
             seg = load_segmenter(segmenter, device=device, dtype=dtype)
